@@ -1,0 +1,71 @@
+# The C-level map of fasterapi._queue: bounded lock-free rings of pointers.
+#
+# Other Cython modules (the pools, the server) cimport these functions and use
+# them without the GIL.  Ownership of what travels through a ring is the
+# caller's business at this level; the Python classes below take a reference
+# on push and hand it over on pop.
+from libc.stdint cimport uint64_t
+
+cdef extern from "fa_atomic.h":
+    # Cache-line padding; a #define in the header.
+    enum: FA_CACHE_LINE
+
+
+# One slot of Vyukov's bounded MPMC queue: `seq` says whose turn the slot is
+# (== position: free for the producer of that position; == position + 1:
+# filled, for the consumer of that position).
+cdef struct MPMCCell:
+    uint64_t seq
+    void *data
+
+
+cdef struct MPMCRing:
+    char _pad0[FA_CACHE_LINE]
+    uint64_t enqueue_pos          # next position producers claim (CAS)
+    char _pad1[FA_CACHE_LINE - 8]
+    uint64_t dequeue_pos          # next position consumers claim (CAS)
+    char _pad2[FA_CACHE_LINE - 8]
+    MPMCCell *cells               # capacity cells, allocated at init
+    uint64_t mask                 # capacity - 1 (capacity is a power of two)
+
+
+# Single producer, single consumer: each side owns one index and only reads
+# the other's with acquire; a cached copy of the other index saves that
+# cross-core read while the ring is neither full nor empty.
+cdef struct SPSCRing:
+    char _pad0[FA_CACHE_LINE]
+    uint64_t head                 # consumer's next read position
+    uint64_t cached_tail          # consumer's last view of tail
+    char _pad1[FA_CACHE_LINE - 16]
+    uint64_t tail                 # producer's next write position
+    uint64_t cached_head          # producer's last view of head
+    char _pad2[FA_CACHE_LINE - 16]
+    void **slots
+    uint64_t mask
+
+
+# Capacity is rounded up to a power of two; ValueError for capacity < 1 or
+# above MAX_CAPACITY, MemoryError when the slots cannot be allocated.
+cdef uint64_t ring_capacity(Py_ssize_t capacity) except 0
+
+cdef int mpmc_init(MPMCRing *r, Py_ssize_t capacity) except -1
+cdef void mpmc_free(MPMCRing *r) noexcept
+cdef bint mpmc_try_push(MPMCRing *r, void *item) noexcept nogil
+cdef bint mpmc_try_pop(MPMCRing *r, void **item) noexcept nogil
+cdef Py_ssize_t mpmc_size(MPMCRing *r) noexcept nogil   # a snapshot, exact when quiescent
+
+cdef int spsc_init(SPSCRing *r, Py_ssize_t capacity) except -1
+cdef void spsc_free(SPSCRing *r) noexcept
+cdef bint spsc_try_push(SPSCRing *r, void *item) noexcept nogil
+cdef bint spsc_try_pop(SPSCRing *r, void **item) noexcept nogil
+cdef Py_ssize_t spsc_size(SPSCRing *r) noexcept nogil
+
+
+cdef class SPSCQueue:
+    cdef SPSCRing ring
+    cdef Py_ssize_t _capacity
+
+
+cdef class MPMCQueue:
+    cdef MPMCRing ring
+    cdef Py_ssize_t _capacity
