@@ -36,7 +36,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.args = args
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "wb")  # closed in stop()
         full_env = dict(os.environ)
         full_env.pop("FASTERAPI_PORT", None)
         full_env["PYTHONUNBUFFERED"] = "1"
