@@ -32,20 +32,33 @@ cdef struct MPMCRing:
 # Single producer, single consumer: each side owns one index and only reads
 # the other's with acquire; a cached copy of the other index saves that
 # cross-core read while the ring is neither full nor empty.
+#
+# The pads are whole lines, not "line minus the fields": a ring embedded in a
+# PyObject is only 8- or 16-byte aligned, and a 16-byte group followed by
+# FA_CACHE_LINE - 16 bytes of pad can straddle a line and share it with the
+# other side's group.  A full line of pad between groups rules that out at
+# any alignment; the leading pad keeps ob_refcnt (written by every method
+# call) off the consumer's line.
 cdef struct SPSCRing:
     char _pad0[FA_CACHE_LINE]
-    uint64_t head                 # consumer's next read position
+    uint64_t head                 # consumer's next read position (free-running)
     uint64_t cached_tail          # consumer's last view of tail
-    char _pad1[FA_CACHE_LINE - 16]
-    uint64_t tail                 # producer's next write position
+    char _pad1[FA_CACHE_LINE]
+    uint64_t tail                 # producer's next write position (free-running)
     uint64_t cached_head          # producer's last view of head
-    char _pad2[FA_CACHE_LINE - 16]
-    void **slots
-    uint64_t mask
+    char _pad2[FA_CACHE_LINE]
+    void **slots                  # capacity slots, allocated at init
+    uint64_t mask                 # capacity - 1 (capacity is a power of two)
 
+
+# The largest capacity a ring accepts (2**30 slots: 16 GiB of MPMC cells, far
+# beyond any sane bound; the limit exists so the power-of-two rounding and
+# the 64-bit position arithmetic can never overflow).
+cdef enum:
+    QUEUE_MAX_CAPACITY = 1073741824
 
 # Capacity is rounded up to a power of two; ValueError for capacity < 1 or
-# above MAX_CAPACITY, MemoryError when the slots cannot be allocated.
+# above QUEUE_MAX_CAPACITY, MemoryError when the slots cannot be allocated.
 cdef uint64_t ring_capacity(Py_ssize_t capacity) except 0
 
 cdef int mpmc_init(MPMCRing *r, Py_ssize_t capacity) except -1
