@@ -61,7 +61,7 @@ cdef enum:
 # above QUEUE_MAX_CAPACITY, MemoryError when the slots cannot be allocated.
 cdef uint64_t ring_capacity(Py_ssize_t capacity) except 0
 
-cdef int mpmc_init(MPMCRing *r, Py_ssize_t capacity) except -1
+cdef int mpmc_init(MPMCRing *r, Py_ssize_t capacity) except -1   # rounds up to >= 2 cells (Vyukov needs two)
 cdef void mpmc_free(MPMCRing *r) noexcept
 cdef bint mpmc_try_push(MPMCRing *r, void *item) noexcept nogil
 cdef bint mpmc_try_pop(MPMCRing *r, void **item) noexcept nogil

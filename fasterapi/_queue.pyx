@@ -35,6 +35,7 @@ from fasterapi.includes.atomic cimport (
 
 import math
 import operator
+from types import GenericAlias
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
@@ -91,11 +92,16 @@ cdef Py_ssize_t _python_capacity(object capacity) except -1:
 # threads (release store after writing, acquire load before reading).
 
 cdef int mpmc_init(MPMCRing *r, Py_ssize_t capacity) except -1:
-    """Allocate and reset `r` for `capacity` (rounded up to a power of two)
-    pointers.  ValueError for a bad capacity, MemoryError if out of memory.
-    Must not be called on a ring that is in use or still allocated."""
+    """Allocate and reset `r` for `capacity` (rounded up to a power of two,
+    and to at least 2) pointers.  ValueError for a bad capacity, MemoryError
+    if out of memory.  Must not be called on a ring that is in use or still allocated."""
     cdef uint64_t cap = ring_capacity(capacity)
     cdef uint64_t i
+    # At least two cells: with one, the seq a consumer leaves behind
+    # (pos + capacity) equals the "filled" mark for pos (pos + 1), and the next
+    # producer would overwrite an item nobody popped.
+    if cap < 2:
+        cap = 2
     # Raw allocator: callable without the GIL, so mpmc_free may be too.
     cdef MPMCCell *cells = <MPMCCell *>PyMem_RawMalloc(cap * sizeof(MPMCCell))
     if cells == NULL:
@@ -415,6 +421,10 @@ cdef class SPSCQueue:
         """The number of queued items: a snapshot, exact when idle."""
         return spsc_size(&self.ring)
 
+    def __class_getitem__(cls, item):
+        """`SPSCQueue[T]` in annotations, as for the standard containers."""
+        return GenericAlias(cls, item)
+
     def __repr__(self):
         return f"<SPSCQueue capacity={self._capacity} size={spsc_size(&self.ring)}>"
 
@@ -495,8 +505,8 @@ cdef class MPMCQueue:
     """MPMCQueue(capacity)
 
     A bounded lock-free FIFO (Vyukov's algorithm) for any number of producer
-    and consumer threads.  `capacity` is rounded up to a power of two (see
-    `.capacity`).
+    and consumer threads.  `capacity` is rounded up to a power of two, and
+    to at least 2, which the algorithm needs (see `.capacity`).
 
     Items pushed by one thread are popped in the order that thread pushed
     them.  try_push may report full while len() < capacity, and try_pop may
@@ -532,6 +542,10 @@ cdef class MPMCQueue:
     def __len__(self):
         """The number of queued items: a snapshot, exact when idle."""
         return mpmc_size(&self.ring)
+
+    def __class_getitem__(cls, item):
+        """`MPMCQueue[T]` in annotations, as for the standard containers."""
+        return GenericAlias(cls, item)
 
     def __repr__(self):
         return f"<MPMCQueue capacity={self._capacity} size={mpmc_size(&self.ring)}>"
