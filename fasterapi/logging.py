@@ -1,0 +1,231 @@
+"""Log formatters, the default logging configuration and the uvicorn logger aliases.
+
+Loggers (the names are the public interface):
+
+- ``fasterapi``        parent of the two below; the default handler writes to stderr.
+- ``fasterapi.error``  server lifecycle and errors ("Started server process ...").
+- ``fasterapi.access`` one record per response, written to stdout.
+- ``fasterapi.asgi``   ASGI message tracing at ``--log-level trace``.
+
+The access-log contract: the protocol logs
+``logger.info('%s - "%s %s HTTP/%s" %d', client_addr, method, full_path, http_version, status)``,
+i.e. ``record.args`` is that 5-tuple.  It is the tuple uvicorn's own access
+formatter expects, so existing formatters, filters and log shippers keep
+working unchanged.
+
+uvicorn aliases: projects moving from uvicorn have log configs that name the
+``uvicorn``, ``uvicorn.error`` and ``uvicorn.access`` loggers, and app code that
+logs through ``logging.getLogger("uvicorn.error")``.  Both keep working:
+
+1. The default configuration gives the ``uvicorn.*`` loggers the same handlers
+   as ours, so app code logging to them prints as it did under uvicorn.
+2. In a user's ``--log-config``, a ``uvicorn.*`` logger that is configured while
+   its ``fasterapi.*`` twin is not is copied onto the twin (handlers, level,
+   propagation), and formatter/handler classes spelled ``uvicorn.logging.X`` are
+   read as ``fasterapi.logging.X``, so such a config neither needs uvicorn
+   installed nor silently stops applying to our access log.
+"""
+
+from __future__ import annotations
+
+import copy
+import http
+import logging
+import sys
+from typing import Any, Literal
+
+import click
+
+TRACE_LOG_LEVEL = 5
+
+# Our logger -> the uvicorn name that existing configs and apps use for it.
+UVICORN_ALIASES: dict[str, str] = {
+    "fasterapi": "uvicorn",
+    "fasterapi.error": "uvicorn.error",
+    "fasterapi.access": "uvicorn.access",
+    "fasterapi.asgi": "uvicorn.asgi",
+}
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE_LOG_LEVEL,
+}
+
+
+def _logger_block() -> dict[str, Any]:
+    block: dict[str, Any] = {}
+    for prefix in ("fasterapi", "uvicorn"):
+        block[prefix] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+        block[f"{prefix}.error"] = {"level": "INFO"}
+        block[f"{prefix}.access"] = {"handlers": ["access"], "level": "INFO", "propagate": False}
+    return block
+
+
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {
+            "()": "fasterapi.logging.DefaultFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
+        },
+        "access": {
+            "()": "fasterapi.logging.AccessFormatter",
+            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            "use_colors": None,
+        },
+    },
+    "handlers": {
+        "default": {
+            "formatter": "default",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+        },
+        "access": {
+            "formatter": "access",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": _logger_block(),
+}
+
+
+def default_logging_config(use_colors: bool | None = None) -> dict[str, Any]:
+    """A fresh copy of LOGGING_CONFIG, with colours forced on or off unless `use_colors` is None."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    if use_colors is not None:
+        for formatter in config["formatters"].values():
+            formatter["use_colors"] = use_colors
+    return config
+
+
+_LEVEL_COLOURS = {
+    TRACE_LOG_LEVEL: "blue",
+    logging.DEBUG: "cyan",
+    logging.INFO: "green",
+    logging.WARNING: "yellow",
+    logging.ERROR: "red",
+    logging.CRITICAL: "bright_red",
+}
+
+_STATUS_COLOURS = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
+
+
+class ColourizedFormatter(logging.Formatter):
+    """A formatter that adds ``%(levelprefix)s`` ("INFO:     ", padded to 9 columns).
+
+    With colours on, the level name is coloured and a record's
+    ``extra={"color_message": ...}`` replaces its plain message.  ``use_colors``
+    None means "colour if the stream we write to is a terminal".
+    """
+
+    stream_name = "stdout"
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: Literal["%", "{", "$"] = "%",
+        use_colors: bool | None = None,
+    ):
+        if use_colors is None:
+            stream = getattr(sys, self.stream_name, None)
+            use_colors = bool(stream is not None and stream.isatty())
+        self.use_colors = use_colors
+        super().__init__(fmt=fmt, datefmt=datefmt, style=style)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # Work on a copy: other handlers of the same record must see it unchanged.
+        record = copy.copy(record)
+        levelname = record.levelname
+        padding = " " * max(0, 8 - len(levelname))
+        if self.use_colors:
+            colour = _LEVEL_COLOURS.get(record.levelno)
+            if colour:
+                levelname = click.style(levelname, fg=colour)
+            if "color_message" in record.__dict__:
+                record.msg = record.__dict__["color_message"]
+                record.message = record.getMessage()
+        record.levelprefix = f"{levelname}:{padding}"
+        return super().formatMessage(record)
+
+
+class DefaultFormatter(ColourizedFormatter):
+    """The lifecycle/error formatter; it writes to stderr, so it checks stderr for a terminal."""
+
+    stream_name = "stderr"
+
+
+class AccessFormatter(ColourizedFormatter):
+    """Formats access records whose args are ``(client_addr, method, full_path, http_version, status)``.
+
+    Adds ``%(client_addr)s``, ``%(request_line)s`` ("GET /path HTTP/1.1") and
+    ``%(status_code)s`` ("200 OK") for the format string.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record = copy.copy(record)
+        try:
+            client_addr, method, full_path, http_version, status = record.args  # type: ignore[misc]
+        except (TypeError, ValueError):
+            # Not an access record (someone else logged to the access logger):
+            # degrade to the plain message instead of raising inside logging.
+            record.client_addr = record.request_line = record.status_code = ""
+            return super().formatMessage(record)
+        request_line = f"{method} {full_path} HTTP/{http_version}"
+        status_text = self._status(int(status))
+        if self.use_colors:
+            request_line = click.style(request_line, bold=True)
+            colour = _STATUS_COLOURS.get(int(status) // 100)
+            if colour:
+                status_text = click.style(status_text, fg=colour)
+        record.client_addr = client_addr
+        record.request_line = request_line
+        record.status_code = status_text
+        return super().formatMessage(record)
+
+    @staticmethod
+    def _status(status: int) -> str:
+        try:
+            return f"{status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            return f"{status} "
+
+
+def rewrite_uvicorn_classes(config: Any) -> Any:
+    """Return `config` with every string ``uvicorn.logging.X`` replaced by ``fasterapi.logging.X``.
+
+    Works on nested dicts and lists (a dictConfig) and returns other values unchanged.
+    """
+    if isinstance(config, dict):
+        return {key: rewrite_uvicorn_classes(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [rewrite_uvicorn_classes(value) for value in config]
+    if isinstance(config, str) and config.startswith("uvicorn.logging."):
+        return "fasterapi.logging." + config[len("uvicorn.logging."):]
+    return config
+
+
+def mirror_uvicorn_loggers(configured: set[str]) -> None:
+    """Copy each configured ``uvicorn.*`` logger onto its unconfigured ``fasterapi.*`` twin.
+
+    `configured` holds the logger names the user's log config set up.  A twin
+    that the config names itself is left alone: the explicit setting wins.
+    """
+    for ours, theirs in UVICORN_ALIASES.items():
+        if theirs not in configured or ours in configured:
+            continue
+        source = logging.getLogger(theirs)
+        target = logging.getLogger(ours)
+        target.handlers = list(source.handlers)
+        target.setLevel(source.level)
+        target.propagate = source.propagate
+        target.disabled = source.disabled
+        for log_filter in source.filters:
+            target.addFilter(log_filter)
