@@ -495,8 +495,9 @@ def render_table(cells: dict[tuple[str, str], Cell], scenarios: list[str],
 
         for srv in servers:
             cell = cells[(scn, srv)]
-            if cell.failure and not cell.samples:
-                rows.append([scn, srv, cell.failure.replace("|", "/")] + [""] * (len(head) - 3))
+            if not cell.samples:
+                why = cell.failure or "not measured (run interrupted)"
+                rows.append([scn, srv, why.replace("|", "/")] + [""] * (len(head) - 3))
                 continue
             errs = cell.errors()
             err_txt = ", ".join(f"{ERROR_LABELS[k]} {v}" for k, v in errs.items() if v) or "0"
@@ -696,7 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.repeats * len(servers) * len(scenarios)
     est = runs * (args.duration + args.warmup + 1.5)
     print(f"{runs} measurements, about {est / 60:.1f} min", file=sys.stderr)
-    # SIGTERM and SIGHUP take the same path as Ctrl+C, through the finally below.
+    # SIGINT, SIGTERM and SIGHUP all end in the finally below, which stops the
+    # servers; SIGINT is set explicitly because a shell starting us in the
+    # background would otherwise leave it ignored.
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
     started = datetime.datetime.now().astimezone()
