@@ -326,14 +326,15 @@ class Config:
         if self.loaded:
             return
 
+        # The user's app first: its errors are the ones users can fix.
+        app = self._import_app()
+        app = self._apply_factory(app)
+
         try:
             self.http_protocol_class = import_from_string(self.http)
         except (ImportFromStringError, ImportError) as exc:
             logger.error("Error loading the HTTP protocol %s: %s", self.http, exc)
             sys.exit(STARTUP_FAILURE)
-
-        app = self._import_app()
-        app = self._apply_factory(app)
 
         if self.interface == "auto":
             self.interface = "asgi3" if _is_asgi3(app) else "asgi2"
