@@ -121,3 +121,29 @@ def serve(tmp_path):
         if proc.proc.poll() is None:
             proc.proc.kill()
             proc.proc.wait()
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Factory: `cli(*args, env=None, port=None, ready=False)` -> ServerProcess.
+
+    Runs `python -m fasterapi *args` exactly as given (no --host, --port or
+    --app-dir added), for tests of options that come from the environment or
+    that replace host/port.  `port` is only what wait_ready() polls.
+    """
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict | None = None, port: int | None = None,
+              ready: bool = False) -> ServerProcess:
+        log = tmp_path / f"cli-{len(started)}.log"
+        proc = ServerProcess(list(args), env, ROOT, log, port or 0)
+        started.append(proc)
+        if ready:
+            proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
