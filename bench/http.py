@@ -182,6 +182,28 @@ def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
     return ticks / CLK_TCK
 
 
+def runqueue_wait_ns(root: int) -> dict[int, int]:
+    """Per thread of the tree: ns spent runnable but waiting for a CPU.
+
+    Second field of /proc/PID/task/TID/schedstat.  The server is pinned to
+    one CPU, so anything else scheduled there shows up here; it tells a
+    clean measurement from one taken on a busy machine.
+    """
+    out = {}
+    for pid in process_tree(root):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    out[int(tid)] = int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 def peak_rss_mib(root: int) -> float:
     total_kib = 0
     for pid in process_tree(root):
@@ -395,6 +417,7 @@ class Sample:
     p99_ms: float | None
     cpu_us: float  # server CPU per successful response
     cpu_util: float  # server CPU seconds / wall seconds
+    wait: float  # server threads' run-queue wait / wall seconds
     rss_mib: float
     errors: dict[str, int]
 
@@ -405,12 +428,12 @@ def measure(args: argparse.Namespace, server: str, sc: Scenario, log_dir: Path) 
         srv.wait_ready(sc, args.start_timeout)
         if args.warmup:
             run_wrk(args, sc, srv.port, args.warmup)
-        before = cpu_ticks(srv.pid)
+        before, wait_before = cpu_ticks(srv.pid), runqueue_wait_ns(srv.pid)
         res = run_wrk(args, sc, srv.port, args.duration)
         # Let the server finish closing wrk's connections: that work belongs
         # to the run, and it takes well under this.
         time.sleep(0.2)
-        after = cpu_ticks(srv.pid)
+        after, wait_after = cpu_ticks(srv.pid), runqueue_wait_ns(srv.pid)
         rss = peak_rss_mib(srv.pid)
         if srv.proc.poll() is not None:
             raise StartError(f"died during the run: {error_line(srv.output())}")
@@ -431,6 +454,7 @@ def measure(args: argparse.Namespace, server: str, sc: Scenario, log_dir: Path) 
         p99_ms=ms(res["p99"]) if sc.latency else None,
         cpu_us=cpu * 1e6 / good if good else float("inf"),
         cpu_util=cpu / wall,
+        wait=sum(t - wait_before.get(tid, 0) for tid, t in wait_after.items()) / 1e9 / wall,
         rss_mib=rss,
         errors=errors,
     )
@@ -482,7 +506,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def render_table(cells: dict[tuple[str, str], Cell], scenarios: list[str],
                  servers: list[str]) -> str:
-    head = ["scenario", "server", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "srv CPU %",
+    head = ["scenario", "server", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "srv CPU %", "srv wait %",
             "peak RSS MiB", "errors", "req/s ÷ uvicorn", "CPU ÷ uvicorn", "req/s ÷ floor",
             "CPU ÷ floor"]
     rows = [head, ["---"] * len(head)]
@@ -504,7 +528,7 @@ def render_table(cells: dict[tuple[str, str], Cell], scenarios: list[str],
             if cell.failure:
                 err_txt += f"; {cell.failure}"
             rps, cpu = cell.med("rps"), cell.med("cpu_us")
-            util = cell.med("cpu_util")
+            util, wait = cell.med("cpu_util"), cell.med("wait")
             if SCENARIOS[scn].latency:
                 p50, p99 = _fmt(cell.med("p50_ms"), 2), _fmt(cell.med("p99_ms"), 2)
             else:
@@ -512,6 +536,7 @@ def render_table(cells: dict[tuple[str, str], Cell], scenarios: list[str],
             rows.append([
                 scn, srv, _fmt(rps, 0), p50, p99,
                 _fmt(cpu, 1), _fmt(util * 100 if util is not None else None, 0),
+                _fmt(wait * 100 if wait is not None else None, 0),
                 _fmt(cell.med("rss_mib"), 1), err_txt.replace("|", "/"),
                 _ratio(rps, ref("uvicorn", "rps")), _ratio(cpu, ref("uvicorn", "cpu_us")),
                 _ratio(rps, ref("floor", "rps")), _ratio(cpu, ref("floor", "cpu_us")),
@@ -526,7 +551,26 @@ def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
-        return "not installed"
+        pass
+    if dist == "fasterapi":
+        # Not installed: the servers import it from the source tree (cwd).
+        with contextlib.suppress(Exception):
+            import fasterapi
+
+            return f"{fasterapi.__version__} (source tree)"
+    return "not installed"
+
+
+def git_revision() -> str:
+    """Short commit of the checkout, marked when the work tree has changes."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + (" with uncommitted changes" if dirty else "")
 
 
 def machine_info() -> dict[str, str]:
@@ -548,11 +592,24 @@ def machine_info() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "versions": versions,
         "wrk": wrk,
+        "commit": git_revision(),
     }
 
 
+def busy_warning(cells: dict[tuple[str, str], Cell], limit: float = 0.05) -> str | None:
+    """A sentence for the report when servers often waited for their CPU."""
+    waits = [c.med("wait") for c in cells.values() if c.samples]
+    busy = [w for w in waits if w is not None and w > limit]
+    if not busy:
+        return None
+    return (f"**Busy machine:** in {len(busy)} of {len(waits)} cells the server waited for "
+            f"CPU {max(busy) * 100:.0f}% of the time at worst (srv wait %): other load shared "
+            "its core, so these numbers are noisy; rerun on an idle machine to publish.")
+
+
 def render_section(args: argparse.Namespace, table: str, chart: Path | None,
-                   started: datetime.datetime, elapsed: float) -> str:
+                   started: datetime.datetime, elapsed: float, load: str,
+                   warning: str | None) -> str:
     info = machine_info()
     pin = ("not pinned" if args.server_cpu is None else
            f"server on CPU {args.server_cpu} (`taskset`), wrk -t1 on CPU {args.client_cpu}")
@@ -564,6 +621,8 @@ def render_section(args: argparse.Namespace, table: str, chart: Path | None,
         f"- Date: {started:%Y-%m-%d %H:%M %Z}".rstrip() + f" (run took {elapsed / 60:.1f} min)",
         f"- Machine: {info['machine']}",
         f"- Python: {info['python']}; {info['versions']}; {info['wrk']}",
+        f"- Commit: {info['commit']}",
+        f"- Load average (1 min) at start / end: {load}",
         f"- Command: `{' '.join(shlex.quote(a) for a in ['python', '-m', 'bench.http', *sys.argv[1:]])}`",
         f"- {args.repeats} repeat(s) x {args.duration} s per measurement after a {args.warmup} s "
         f"warm-up, {args.connections} connections, {pin}; medians over repeats.",
@@ -572,9 +631,10 @@ def render_section(args: argparse.Namespace, table: str, chart: Path | None,
         " network path was). Ratios: ÷ uvicorn and ÷ floor of the same scenario; for CPU,"
         " lower is better. See bench/README.md.",
         "",
-        table,
-        "",
     ]
+    if warning:
+        lines += [warning, ""]
+    lines += [table, ""]
     if chart is not None:
         rel = os.path.relpath(chart.resolve(), args.results.resolve().parent)
         lines += [f"![server CPU per request]({rel})", ""]
@@ -704,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
     started = datetime.datetime.now().astimezone()
+    load_start = os.getloadavg()[0]
     t0 = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="fasterapi-bench-http-"))
     interrupted = False
@@ -729,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
                     cell.samples.append(s)
                     errs = sum(s.errors.values())
                     print(f"{s.rps:>10,.0f} req/s  {s.cpu_us:7.1f} µs/req  "
-                          f"cpu {s.cpu_util:4.0%}  rss {s.rss_mib:5.1f} MiB"
+                          f"cpu {s.cpu_util:4.0%}  wait {s.wait:4.0%}  rss {s.rss_mib:5.1f} MiB"
                           + (f"  ERRORS {s.errors}" if errs else ""),
                           file=sys.stderr, flush=True)
     except KeyboardInterrupt:
@@ -739,9 +800,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         Server.stop_all()
     elapsed = time.monotonic() - t0
+    load = f"{load_start:.2f} / {os.getloadavg()[0]:.2f}"
     table = render_table(cells, scenarios, servers)
+    warning = busy_warning(cells)
     print()
     print(table)
+    if warning:
+        print("\n" + warning.replace("**", ""))
     if not args.no_write and not interrupted:
         chart = args.chart
         try:
@@ -749,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             print(f"no chart: {exc}", file=sys.stderr)
             chart = None
-        write_results(args.results, render_section(args, table, chart, started, elapsed))
+        write_results(args.results, render_section(args, table, chart, started, elapsed, load, warning))
         print(f"\nwrote {args.results}" + (f" and {chart}" if chart else ""), file=sys.stderr)
     failed = [k for k, c in cells.items() if c.failure]
     if failed:
