@@ -666,6 +666,7 @@ def draw_chart(path: Path, cells: dict[tuple[str, str], Cell], scenarios: list[s
     width = 0.8 / max(len(servers), 1)
     for ax, attr, label in ((axes[0], "cpu_us", "server CPU µs per request (lower is better)"),
                             (axes[1], "rps", "requests/s (higher is better)")):
+        plotted = []
         for i, srv in enumerate(servers):
             xs, ys, lo, hi = [], [], [], []
             for j, scn in enumerate(scenarios):
@@ -673,21 +674,27 @@ def draw_chart(path: Path, cells: dict[tuple[str, str], Cell], scenarios: list[s
                 med, span = cell.med(attr), cell.span(attr)
                 x = j + (i - (len(servers) - 1) / 2) * width
                 if med is None or med == float("inf") or span is None:
-                    ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+                    # Axis-relative y, so the mark also shows on a log scale.
+                    ax.text(x, 0.01, "n/a", ha="center", va="bottom", fontsize=7, rotation=90,
+                            transform=ax.get_xaxis_transform())
                     continue
                 xs.append(x)
                 ys.append(med)
                 lo.append(med - span[0])
                 hi.append(span[1] - med)
-            bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=srv)
+            plotted += ys
+            # A fixed colour per server, so charts of different runs read alike.
+            color = f"C{ALL_SERVERS.index(srv)}"
+            bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=srv, color=color)
             labels = [f"{y / 1000:.0f}k" if attr == "rps" else f"{y:.3g}" for y in ys]
             ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
         ax.set_xticks(range(len(scenarios)), [SCENARIOS[s].title for s in scenarios],
                       fontsize=8)
         ax.set_ylabel(label)
         # req/s spans 10k (FastAPI) to 1M (pipelined floor): linear hides the rest.
-        if log_scale or attr == "rps":
+        if (log_scale or attr == "rps") and plotted:
             ax.set_yscale("log")
+            ax.set_ylim(bottom=min(plotted) / 3)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("HTTP/1.1 servers on one pinned CPU: median over repeats, bars span min-max")
