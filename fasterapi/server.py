@@ -338,9 +338,13 @@ class Server:
             signal.raise_signal(sig)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """First signal: graceful exit.  A second one: force exit (skip the drain and lifespan)."""
+        """First signal: graceful exit.  A second SIGINT: force exit (skip the drain and lifespan).
+
+        Only SIGINT escalates, as in uvicorn: a person presses Ctrl+C twice,
+        while a supervisor that repeats SIGTERM still wants a graceful stop.
+        """
         self._captured_signals.append(sig)
-        if self.should_exit and self.started:
+        if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         else:
             self.should_exit = True
