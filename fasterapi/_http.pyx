@@ -786,6 +786,8 @@ cdef class RequestParser:
                     self.vlen += 1
                 elif c == CR:
                     st = HS_RL_LF
+                elif c == LF:
+                    return self._fail(400, "bare LF ending the request line (RFC 9112 2.2)")
                 else:
                     return self._fail(400, "malformed HTTP-version (RFC 9112 2.3)")
             elif st == HS_RL_LF:
@@ -831,6 +833,8 @@ cdef class RequestParser:
                 self.value_end = ve
                 if i == stop:
                     break
+                if base[i] == LF:
+                    return self._fail(400, "bare LF in field section (RFC 9112 2.2)")
                 if base[i] != CR:
                     return self._fail(400, "invalid byte in field value (RFC 9110 5.5)")
                 st = FS_LF
@@ -877,12 +881,16 @@ cdef class RequestParser:
                     self.value_off = i
                     self.value_end = i
                     st = FS_LF
+                elif c == LF:
+                    return self._fail(400, "bare LF in field section (RFC 9112 2.2)")
                 else:
                     return self._fail(400, "invalid byte in field value (RFC 9110 5.5)")
             elif st == FS_LF:
                 if c != LF:
                     return self._fail(400, "bare CR in field section (RFC 9112 2.2)")
                 if self.nfields >= self.max_headers:
+                    if self.state == PS_TRAILERS:
+                        return self._fail(431, "too many trailer fields")
                     return self._fail(431, "too many header fields")
                 if record:
                     f = &self.fields[self.nfields]
@@ -931,7 +939,7 @@ cdef class RequestParser:
                     i += 1
                     continue
                 if self.chunk_digits == 0:
-                    return self._fail(400, "missing chunk-size (RFC 9112 7.1)")
+                    return self._fail(400, "chunk-size is not 1*HEXDIG (RFC 9112 7.1)")
                 if c == CR:
                     st = CS_LF
                     i += 1
@@ -940,6 +948,8 @@ cdef class RequestParser:
                     st = CS_EXT_BWS_NAME
                 elif k & C_WS:
                     st = CS_BWS_SEMI
+                elif c == LF:
+                    return self._fail(400, "bare LF in chunk-size line (RFC 9112 7.1)")
                 else:
                     return self._fail(400, "invalid byte after chunk-size (RFC 9112 7.1)")
                 self.ext_len = 1
