@@ -143,6 +143,8 @@ def run_command(app: str, app_dir: str, **options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app)."""
     from fasterapi.server import run
 
+    if options["log_config"] is None:
+        del options["log_config"]  # Config's default; None would mean "no logging setup"
     try:
         run(app, app_dir=app_dir, **options)
     except (ValueError, ImportError, OSError) as exc:

@@ -27,9 +27,9 @@ from typing import Any, Literal
 from fasterapi.importer import ImportFromStringError, import_from_string
 from fasterapi.logging import (
     LOG_LEVELS,
+    LOGGING_CONFIG,
     TRACE_LOG_LEVEL,
     UVICORN_ALIASES,
-    default_logging_config,
     mirror_uvicorn_loggers,
     rewrite_uvicorn_classes,
 )
@@ -156,7 +156,7 @@ class Config:
         lifespan: LifespanType = "auto",
         loop: LoopType = "auto",
         http: type | str = DEFAULT_HTTP,
-        log_config: dict[str, Any] | str | os.PathLike[str] | RawConfigParser | None = None,
+        log_config: dict[str, Any] | str | os.PathLike[str] | RawConfigParser | None = LOGGING_CONFIG,
         log_level: str | int | None = None,
         access_log: bool = True,
         use_colors: bool | None = None,
@@ -190,8 +190,9 @@ class Config:
         self.lifespan = _choice("lifespan", lifespan, LIFESPAN_MODES)
         self.loop = _choice("loop", loop, LOOPS)
         self.http = http
-        # None means "our default configuration"; pass a dict, a path or a
-        # RawConfigParser to replace it, as with uvicorn's --log-config.
+        # As in uvicorn: a dict, a path (.json/.yaml/.ini) or a RawConfigParser
+        # replaces our default; None leaves the program's logging untouched
+        # (embedders pass it to keep their own setup).
         self.log_config = log_config
         self.log_level = log_level
         self.access_log = access_log
@@ -258,7 +259,7 @@ class Config:
             log_config = os.fspath(log_config)
 
         if log_config is None:
-            logging.config.dictConfig(default_logging_config(self.use_colors))
+            pass
         elif isinstance(log_config, dict):
             self._apply_dict_config(log_config)
         elif isinstance(log_config, str) and log_config.endswith(".json"):
@@ -292,6 +293,8 @@ class Config:
                 access.propagate = False
 
     def _apply_dict_config(self, log_config: dict[str, Any]) -> None:
+        # rewrite_uvicorn_classes() copies, so LOGGING_CONFIG and the
+        # caller's dict are never modified by the colour setting below.
         log_config = rewrite_uvicorn_classes(log_config)
         if self.use_colors is not None:
             for formatter in log_config.get("formatters", {}).values():

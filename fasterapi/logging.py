@@ -96,15 +96,6 @@ LOGGING_CONFIG: dict[str, Any] = {
 }
 
 
-def default_logging_config(use_colors: bool | None = None) -> dict[str, Any]:
-    """A fresh copy of LOGGING_CONFIG, with colours forced on or off unless `use_colors` is None."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    if use_colors is not None:
-        for formatter in config["formatters"].values():
-            formatter["use_colors"] = use_colors
-    return config
-
-
 _LEVEL_COLOURS = {
     TRACE_LOG_LEVEL: "blue",
     logging.DEBUG: "cyan",

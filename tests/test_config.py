@@ -237,6 +237,24 @@ def test_default_logging_configures_ours_and_the_uvicorn_aliases():
     assert logging.getLogger("fasterapi.error").getEffectiveLevel() == logging.INFO
 
 
+def test_log_config_none_leaves_logging_alone():
+    Config(asgi3_app)
+    sentinel = logging.NullHandler()
+    logging.getLogger("fasterapi.error").addHandler(sentinel)
+    Config(asgi3_app, log_config=None)
+    assert sentinel in logging.getLogger("fasterapi.error").handlers
+    Config(asgi3_app)
+    assert sentinel not in logging.getLogger("fasterapi.error").handlers
+
+
+def test_default_config_is_not_mutated_by_use_colors():
+    from fasterapi.logging import LOGGING_CONFIG
+
+    Config(asgi3_app, use_colors=True)
+    assert LOGGING_CONFIG["formatters"]["default"]["use_colors"] is None
+    Config(asgi3_app)
+
+
 def test_log_level_and_no_access_log():
     Config(asgi3_app, log_level="trace", access_log=False)
     assert logging.getLogger("fasterapi.error").level == 5
