@@ -426,11 +426,13 @@ def measure(args: argparse.Namespace, server: str, sc: Scenario, log_dir: Path) 
         if args.warmup:
             run_wrk(args, sc, srv.port, args.warmup)
         before, cpu0_before = cpu_ticks(srv.pid), cpu_busy_ticks(args.server_cpu)
+        t_before = time.monotonic()
         res = run_wrk(args, sc, srv.port, args.duration)
         # Let the server finish closing wrk's connections: that work belongs
         # to the run, and it takes well under this.
         time.sleep(0.2)
         after, cpu0_after = cpu_ticks(srv.pid), cpu_busy_ticks(args.server_cpu)
+        window = time.monotonic() - t_before  # what the CPU samples span
         rss = peak_rss_mib(srv.pid)
         if srv.proc.poll() is not None:
             raise StartError(f"died during the run: {error_line(srv.output())}")
@@ -450,8 +452,8 @@ def measure(args: argparse.Namespace, server: str, sc: Scenario, log_dir: Path) 
         p50_ms=ms(res["p50"]) if sc.latency else None,
         p99_ms=ms(res["p99"]) if sc.latency else None,
         cpu_us=cpu * 1e6 / good if good else float("inf"),
-        cpu_util=cpu / wall,
-        other=(max((cpu0_after - cpu0_before) / CLK_TCK - cpu, 0.0) / wall
+        cpu_util=cpu / window,
+        other=(max((cpu0_after - cpu0_before) / CLK_TCK - cpu, 0.0) / window
                if args.server_cpu is not None else None),
         rss_mib=rss,
         errors=errors,
