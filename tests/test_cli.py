@@ -222,6 +222,34 @@ def test_python_dash_m_serves_and_logs_the_lifecycle(serve):
         assert line in out
 
 
+def test_plain_asyncio_loop(serve):
+    server = serve("lifecycle_apps:app", "--loop", "asyncio")
+    assert httpx.get(server.url + "/on-asyncio").json()["path"] == "/on-asyncio"
+    assert server.stop(signal.SIGINT) == 0
+    assert "LIFESPAN-SHUTDOWN-RAN" in final_output(server)
+
+
+def _ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+def test_ipv6_host(cli):
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    server = cli("run", "lifecycle_apps:app", "--app-dir", str(APPS), "--host", "::1",
+                 "--port", str(port))
+    server.wait_for_log(f"Fasterapi running on http://[::1]:{port}")
+    assert httpx.get(f"http://[::1]:{port}/v6").json()["path"] == "/v6"
+    assert server.stop() == 0
+
+
 def test_example_app_from_repo_root(serve):
     server = serve("examples.app:app", "--app-dir", str(ROOT))
     assert httpx.get(server.url + "/").text == "Hello from fasterapi!\n"
@@ -459,6 +487,16 @@ def test_log_config_ini(serve, tmp_path):
     server = serve("lifecycle_apps:app", "--log-config", str(ini))
     server.wait_for_log("INICFG INFO Application startup complete.")
     assert server.stop() == 0
+
+
+def test_broken_log_config_exits_3_with_one_line(serve, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}}))
+    server = serve("lifecycle_apps:app", "--log-config", str(path), ready=False)
+    assert server.proc.wait(30) == 3
+    out = final_output(server)
+    assert out.startswith("Error: Unable to configure handler 'h'"), out
+    assert len(out.strip().splitlines()) == 1
 
 
 def test_missing_log_config_file_is_a_usage_error(serve, tmp_path):

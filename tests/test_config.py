@@ -221,7 +221,7 @@ def test_setup_event_loop_installs_the_loop():
     loop = Config(asgi3_app, loop="asyncio").setup_event_loop()
     try:
         assert isinstance(loop, asyncio.AbstractEventLoop)
-        assert asyncio.get_event_loop_policy().get_event_loop() is loop
+        assert asyncio.get_event_loop() is loop
     finally:
         asyncio.set_event_loop(None)
         loop.close()
