@@ -16,15 +16,13 @@ from fasterapi._queue cimport MPMCRing
 
 
 # Counters shared by the three pools, updated with relaxed atomic adds (they
-# are statistics: nothing is ordered by them).  in_use is a signed count in
-# an unsigned field: releasing objects the pool never handed out can take it
-# below zero, and two's-complement wrap is defined for uint64_t.
+# are statistics: nothing is ordered by them).  in_use is not stored: it is
+# hits + misses - releases - drops (see _count_acquire for why).
 cdef struct PoolCounters:
     uint64_t hits          # acquires served from the ring
     uint64_t misses        # acquires that built a fresh object
     uint64_t releases      # releases that put the object back in the ring
     uint64_t drops         # releases that did not (held elsewhere, full, unfit)
-    uint64_t in_use        # acquires minus releases, as int64_t
     uint64_t high_water    # the largest in_use seen, as int64_t
 
 
