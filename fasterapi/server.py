@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -133,8 +134,7 @@ class Server:
             logger.error("%s", self._bind_error(exc))
             await self.lifespan.shutdown()
             sys.exit(STARTUP_FAILURE)
-        if sockets is None:
-            self._log_started(listeners)
+        self._log_started(listeners, given=sockets is not None)
         self.started = True
 
     async def _listen(
@@ -175,16 +175,14 @@ class Server:
             mode = None
         if mode is not None:
             if not stat.S_ISSOCK(mode):
-                raise OSError(f"{path} exists and is not a socket")
+                raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 probe.connect(path)
-            except ConnectionRefusedError:
-                os.unlink(path)  # stale: left by a server that is gone
             except OSError:
-                os.unlink(path)
+                os.unlink(path)  # nobody answers: left behind by a server that is gone
             else:
-                raise OSError(f"{path} is in use by another server")
+                raise OSError(errno.EADDRINUSE, f"{path} is in use by another server")
             finally:
                 probe.close()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -201,25 +199,30 @@ class Server:
 
     def _bind_error(self, exc: OSError) -> str:
         config = self.config
+        # The loops' bind errors repeat the address in strerror; the errno's
+        # own text is the clear part.  Our Unix-socket checks say more.
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         if config.fd is not None:
             return f"Could not serve on file descriptor {config.fd}: {reason}"
         if config.uds is not None:
-            return f"Could not bind to unix socket {config.uds}: {reason}"
+            return f"Could not bind to unix socket {config.uds}: {exc.strerror or reason}"
         return f"Could not bind to {_format_host(config.host)}:{config.port}: {reason}"
 
-    def _log_started(self, listeners: Sequence[socket.socket]) -> None:
+    def _log_started(self, listeners: Sequence[socket.socket], given: bool) -> None:
         config = self.config
-        if config.uds is not None:
+        # Sockets we did not bind ourselves (--fd, or passed to serve()) say
+        # where they listen; otherwise the options do.
+        sock = listeners[0] if listeners and (given or config.fd is not None) else None
+        if config.uds is not None and sock is None:
             where = f"unix socket {config.uds}"
-        elif config.fd is not None and listeners and listeners[0].family == socket.AF_UNIX:
-            where = f"socket {listeners[0].getsockname()}"
+        elif sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
+            where = f"unix socket {sock.getsockname()}"
+        elif sock is not None:
+            host, port = sock.getsockname()[:2]
+            where = f"http://{_format_host(host)}:{port}"
         else:
-            if config.fd is not None and listeners:
-                host, port = listeners[0].getsockname()[:2]
-            else:
-                host = config.host or "0.0.0.0"
-                port = config.port or (listeners[0].getsockname()[1] if listeners else 0)
+            host = config.host or "0.0.0.0"
+            port = config.port or (listeners[0].getsockname()[1] if listeners else 0)
             where = f"http://{_format_host(host)}:{port}"
         logger.info(
             "Fasterapi running on %s (Press CTRL+C to quit)", where,

@@ -332,12 +332,17 @@ def test_uds_replaces_a_stale_socket_but_not_a_file(serve, tmp_path):
     assert stale.exists()
     server = serve("lifecycle_apps:app", "--uds", str(stale), ready=False)
     server.wait_for_log("running on unix socket")
+    # A second server must not steal the live socket from the first.
+    second = serve("lifecycle_apps:app", "--uds", str(stale), ready=False)
+    expect_startup_failure(second, f"{stale} is in use by another server")
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(stale))) as client:
+        assert client.get("http://localhost/still-mine").status_code == 200
     assert server.stop() == 0
 
     regular = tmp_path / "not-a-socket"
     regular.write_text("precious")
     server = serve("lifecycle_apps:app", "--uds", str(regular), ready=False)
-    expect_startup_failure(server, "Could not bind to unix socket")
+    expect_startup_failure(server, f"Could not bind to unix socket {regular}: {regular} exists and is not a socket")
     assert regular.read_text() == "precious"
 
 

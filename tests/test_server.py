@@ -148,7 +148,7 @@ async def test_serve_embedded_until_should_exit():
     assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
-async def test_serve_on_given_sockets():
+async def test_serve_on_given_sockets(capsys):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -159,6 +159,7 @@ async def test_serve_on_given_sockets():
         assert (await client.get(f"http://127.0.0.1:{port}/")).text == "hello embedded"
     server.should_exit = True
     await asyncio.wait_for(task, 15)
+    assert f"Fasterapi running on http://127.0.0.1:{port} " in capsys.readouterr().err
 
 
 async def test_embedded_startup_failure_raises_system_exit_3():
