@@ -670,14 +670,20 @@ cdef inline bint _pop_token(_Shared *sh, uint64_t *token) noexcept nogil:
 
 
 cdef inline void _backoff(unsigned int *spins) noexcept nogil:
-    # Pause a little, then give the core away: the benchmark machine may
-    # have fewer cores than threads.
+    # Pause a little, then give the core away, then nap: the machine may have
+    # fewer cores than threads, and on a loaded Linux box sched_yield alone
+    # hands the core back to the spinner before its peer has run.  The caller
+    # resets *spins after progress.
+    cdef timespec nap
     spins[0] += 1
     if spins[0] < 64:
         fa_cpu_relax()
-    else:
-        spins[0] = 0
+    elif spins[0] < 128:
         sched_yield()
+    else:
+        nap.tv_sec = 0
+        nap.tv_nsec = 20000
+        nanosleep(&nap, NULL)
 
 
 cdef void _push_blocking(_Shared *sh, uint64_t token) noexcept nogil:

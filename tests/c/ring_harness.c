@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fa_atomic.h"
 
@@ -269,12 +270,17 @@ static int64_t size_of(Shared *sh) {
     return sh->spsc ? spsc_size(&sh->ring) : mpmc_size(&sh->mpmc);
 }
 
+/* Spin, then yield, then nap (as _queue.pyx's helper threads do): on a
+ * machine with fewer cores than threads, spinning only delays the peer. */
 static void backoff(unsigned *spins) {
-    if (++*spins < 64) {
+    ++*spins;
+    if (*spins < 64) {
         fa_cpu_relax();
-    } else {
-        *spins = 0;
+    } else if (*spins < 128) {
         sched_yield();
+    } else {
+        struct timespec nap = {0, 20000};
+        nanosleep(&nap, NULL);
     }
 }
 
