@@ -21,6 +21,10 @@
 #    bytearrays hold bytes), so the pool cannot hide a reference cycle from
 #    the garbage collector and needs no tp_traverse.
 #  - Counters are statistics: relaxed atomic adds from fa_atomic.h.
+#  - Not yet fit for a free-threaded build: there, another thread could take
+#    a reference between the count check and the push.  That needs an
+#    ownership flag per object (or PyUnstable_Object_IsUniquelyReferenced,
+#    3.14), not a different free list.
 
 cimport cython
 from cpython.bytearray cimport (
@@ -229,6 +233,10 @@ cdef Py_ssize_t _check_size(str what, Py_ssize_t n, Py_ssize_t lo) except -1:
 cdef class _PoolBase:
     """The counters and statistics shared by DictPool, TuplePool and BufferPool."""
 
+    def __cinit__(self, *args, **kwargs):
+        if type(self) is _PoolBase:
+            raise TypeError("_PoolBase is abstract: use DictPool, TuplePool or BufferPool")
+
     def stats(self):
         """A snapshot of the counters, as a dict.
 
@@ -268,6 +276,7 @@ cdef enum _Kind:
 
 @cython.final
 @cython.freelist(8)
+@cython.auto_pickle(False)  # a lease is a moment in one thread, not data
 cdef class PoolLease:
     """One object borrowed from a pool for the length of a ``with`` block.
 

@@ -287,6 +287,11 @@ def test_dict_context_manager_keeps_held_dicts_and_releases_on_error():
     assert len(p) == 1
 
 
+def test_base_class_is_abstract():
+    with pytest.raises(TypeError):
+        type(DictPool()).__mro__[1]()
+
+
 def test_lease_single_use_and_not_constructible():
     p = DictPool(4)
     lease = p.dict()
