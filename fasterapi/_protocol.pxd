@@ -46,6 +46,7 @@ cdef class LoopState:
     cdef set conns                   # every live HttpCore on this loop
     cdef object timer                # the TimerHandle of the next tick, or None
     cdef double tick                 # seconds between ticks
+    cdef double now                  # coarse loop time: set by each tick and drain
     cdef long long date_second       # wall-clock second date_line was made for
     cdef readonly bytes date_line    # b"date: <IMF-fixdate>\r\n"
 
@@ -60,6 +61,7 @@ cdef class HttpCore:
     cdef object app                  # the ASGI3 callable
     cdef object config
     cdef object server_state
+    cdef set tasks                   # server_state.tasks (running app tasks)
     cdef object app_state            # lifespan state dict, or None
     cdef str root_path
     cdef bytes root_path_b
@@ -103,6 +105,7 @@ cdef class HttpCore:
     cdef int _process(self) except -1
     cdef int _start_request(self, object head) except -1
     cdef int _dispatch(self, RequestCycle cycle) except -1
+    cdef int _retry_dispatch(self) except -1
     cdef int _parser_error(self, object exc) except -1
     cdef int _write(self, object data) except -1
     cdef int _flush(self) except -1
@@ -144,6 +147,8 @@ cdef class RequestCycle:
     cdef long long sent_len          # body bytes the app sent
     cdef object raised               # the RuntimeError we raised to the app
 
+    cdef int _start(self) except -1
+    cdef int _send(self, object message) except -1
     cdef int on_body(self, bytes data) except -1
     cdef int on_end(self) except -1
     cdef int on_disconnect(self) except -1
