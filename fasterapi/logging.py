@@ -60,7 +60,8 @@ def _logger_block() -> dict[str, Any]:
     block: dict[str, Any] = {}
     for prefix in ("fasterapi", "uvicorn"):
         block[prefix] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-        block[f"{prefix}.error"] = {"level": "INFO"}
+        # Explicit propagate: reconfiguring must undo an earlier config's choice.
+        block[f"{prefix}.error"] = {"level": "INFO", "propagate": True}
         block[f"{prefix}.access"] = {"handlers": ["access"], "level": "INFO", "propagate": False}
     return block
 
