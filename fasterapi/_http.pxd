@@ -33,18 +33,17 @@ cdef enum HeadState:
 
 
 cdef enum ChunkSizeState:
-    # Byte-level states of the chunk-size line (RFC 9112 §7.1, §7.1.1).
-    CS_SIZE = 0          # hex digits of chunk-size
-    CS_BWS_SEMI = 1      # BWS that must be followed by ";"
-    CS_EXT_BWS_NAME = 2  # after ";", BWS then chunk-ext-name
-    CS_EXT_NAME = 3      # inside chunk-ext-name
-    CS_EXT_AFTER_NAME = 4  # BWS after a name: "=" or ";" next
-    CS_EXT_BWS_VAL = 5   # after "=", BWS then a token or quoted-string
-    CS_EXT_TOKVAL = 6    # inside a token value
-    CS_EXT_QS = 7        # inside a quoted-string value
-    CS_EXT_QP = 8        # after a backslash inside the quoted-string
-    CS_EXT_AFTER_QS = 9  # after the closing quote
-    CS_LF = 10           # the LF after the line's CR
+    # Byte-level states of the chunk-size line (RFC 9112 §7.1, §7.1.1),
+    # without BWS (see _scan_chunk_size).
+    CS_SIZE = 0            # hex digits of chunk-size
+    CS_EXT_NAME_START = 1  # after ";": the first byte of chunk-ext-name
+    CS_EXT_NAME = 2        # inside chunk-ext-name
+    CS_EXT_VAL_START = 3   # after "=": a token or a quoted-string
+    CS_EXT_TOKVAL = 4      # inside a token value
+    CS_EXT_QS = 5          # inside a quoted-string value
+    CS_EXT_QP = 6          # after a backslash inside the quoted-string
+    CS_EXT_AFTER_QS = 7    # after the closing quote: ";" or CR
+    CS_LF = 8              # the LF after the line's CR
 
 
 cdef enum ScanResult:

@@ -40,8 +40,8 @@ Decisions where the RFCs leave room (each is tested in test_parser_strict.py):
   "{", "}" and friends unescaped; CTLs, SP, DEL and non-ASCII are refused.
 - Up to ``MAX_LEADING_CRLF`` empty lines before a request line are ignored
   (RFC 9112 §2.2).
-- Chunk extensions follow RFC 9112 §7.1.1 exactly: BWS only before ";" and
-  around "=", so trailing whitespace on a size line is 400.
+- Chunk extensions follow RFC 9112 §7.1.1 without its BWS: any whitespace on
+  a chunk-size line is 400, as in llhttp (see _scan_chunk_size).
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -921,6 +921,10 @@ cdef class RequestParser:
         # chunk-size [ chunk-ext ] CRLF                           (RFC 9112 §7.1)
         # chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
         # chunk-ext-val = token / quoted-string                   (§7.1.1)
+        #
+        # BWS is refused: senders MUST NOT generate it, llhttp refuses it, and
+        # whitespace on chunk lines is where front ends and back ends have
+        # disagreed about where a chunk ends.  One reading, no whitespace.
         cdef const unsigned char *base = self.buf + self.start
         cdef Py_ssize_t i = self.scan
         cdef Py_ssize_t n = self.end - self.start
@@ -944,14 +948,11 @@ cdef class RequestParser:
                     st = CS_LF
                     i += 1
                     continue
-                if c == 0x3B:
-                    st = CS_EXT_BWS_NAME
-                elif k & C_WS:
-                    st = CS_BWS_SEMI
-                elif c == LF:
+                if c == LF:
                     return self._fail(400, "bare LF in chunk-size line (RFC 9112 7.1)")
-                else:
+                if c != 0x3B:
                     return self._fail(400, "invalid byte after chunk-size (RFC 9112 7.1)")
+                st = CS_EXT_NAME_START
                 self.ext_len = 1
                 if self.ext_len > self.max_chunk_ext:
                     return self._fail(400, "chunk extensions too long")
@@ -972,43 +973,37 @@ cdef class RequestParser:
             self.ext_len += 1
             if self.ext_len > self.max_chunk_ext:
                 return self._fail(400, "chunk extensions too long")
-            if st == CS_BWS_SEMI:
-                if c == 0x3B:
-                    st = CS_EXT_BWS_NAME
-                elif not (k & C_WS):
+            if st == CS_EXT_NAME_START:
+                if not (k & C_TCHAR):
                     return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
-            elif st == CS_EXT_BWS_NAME:
+                st = CS_EXT_NAME
+            elif st == CS_EXT_NAME:
                 if k & C_TCHAR:
-                    st = CS_EXT_NAME
-                elif not (k & C_WS):
-                    return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
-            elif st == CS_EXT_NAME or st == CS_EXT_AFTER_NAME:
-                if (k & C_TCHAR) and st == CS_EXT_NAME:
                     pass
-                elif k & C_WS:
-                    st = CS_EXT_AFTER_NAME
                 elif c == 0x3D:
-                    st = CS_EXT_BWS_VAL
+                    st = CS_EXT_VAL_START
                 elif c == 0x3B:
-                    st = CS_EXT_BWS_NAME
+                    st = CS_EXT_NAME_START
                 else:
                     return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
-            elif st == CS_EXT_BWS_VAL:
+            elif st == CS_EXT_VAL_START:
                 if c == 0x22:
                     st = CS_EXT_QS
                 elif k & C_TCHAR:
                     st = CS_EXT_TOKVAL
-                elif not (k & C_WS):
-                    return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
-            elif st == CS_EXT_TOKVAL or st == CS_EXT_AFTER_QS:
-                if (k & C_TCHAR) and st == CS_EXT_TOKVAL:
-                    pass
-                elif k & C_WS:
-                    st = CS_BWS_SEMI
-                elif c == 0x3B:
-                    st = CS_EXT_BWS_NAME
                 else:
                     return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
+            elif st == CS_EXT_TOKVAL:
+                if k & C_TCHAR:
+                    pass
+                elif c == 0x3B:
+                    st = CS_EXT_NAME_START
+                else:
+                    return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
+            elif st == CS_EXT_AFTER_QS:
+                if c != 0x3B:
+                    return self._fail(400, "malformed chunk extension (RFC 9112 7.1.1)")
+                st = CS_EXT_NAME_START
             elif st == CS_EXT_QS:
                 # quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE (RFC 9110 §5.6.4)
                 if c == 0x22:

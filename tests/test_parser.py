@@ -243,7 +243,7 @@ def test_body_arrives_as_it_is_fed():
 def test_chunked_with_extensions_and_trailers():
     raw = (b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5;name=value\r\nhello\r\n"
-           b"6 ; a ; b = \"q \\\"x\\\" \t\" ;c=tok\r\n world\r\n"
+           b"6;a;b=\"q \\\"x\\\" \t\xff\";c=tok\r\n world\r\n"
            b"A;x\r\n0123456789\r\n"
            b"0;last=1\r\nX-Checksum: abc\r\nX-Other:  v \r\n\r\n")
     head, body = one(raw)
