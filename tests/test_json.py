@@ -12,9 +12,10 @@ import threading
 import h11
 import orjson
 import pytest
-from fasterapi._response import JsonBuilder, ResponseBuilder
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from fasterapi._response import JsonBuilder, ResponseBuilder
 
 
 def build(obj) -> bytes:

@@ -9,9 +9,10 @@ from http import HTTPStatus
 
 import h11
 import pytest
-from fasterapi._response import LAST_CHUNK, ResponseBuilder, format_chunk, status_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from fasterapi._response import LAST_CHUNK, ResponseBuilder, format_chunk, status_line
 
 # RFC 9110 §15 renamed or retired these phrases since http.HTTPStatus (3.11)
 # was written; everything else must agree with the stdlib's table.
