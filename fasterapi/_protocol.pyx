@@ -30,6 +30,7 @@ from fasterapi._response cimport ResponseBuilder
 
 import asyncio
 import logging
+import os
 import time
 import weakref
 from email.utils import formatdate
@@ -54,8 +55,9 @@ cdef Py_ssize_t _GATHER_LIMIT = 65536    # pipelined response bytes held back at
 cdef double _MAX_TICK = 1.0
 cdef double _MIN_TICK = 0.01
 
-# Bench switch: start tasks straight from the protocol instead of the ring.
-cdef bint _direct_dispatch = False
+# Bench switch: start tasks straight from the protocol instead of the ring
+# (also FASTERAPI_DIRECT_DISPATCH=1 in the environment, for wrk runs).
+cdef bint _direct_dispatch = os.environ.get("FASTERAPI_DIRECT_DISPATCH", "") == "1"
 
 
 def set_direct_dispatch(bint direct):
