@@ -561,13 +561,15 @@ def test_max_body_size_exactly_reached_is_fine():
 def test_limits_exactly_reached_are_fine():
     line = b"GET /" + b"a" * 17 + b" HTTP/1.1"          # 31 bytes
     fields = b"Host: a\r\nX: 12345\r\n\r\n"                 # 21 bytes
-    head, _ = one(line + b"\r\n" + fields, max_request_line=len(line),
-                  max_header_bytes=len(fields), max_headers=2)
-    assert head["scope"]["raw_path"] == b"/" + b"a" * 17
+    # A pipelined request right behind must not count against the first's limits.
+    reqs = requests(parse(line + b"\r\n" + fields + line + b"\r\n" + fields,
+                          max_request_line=len(line), max_header_bytes=len(fields), max_headers=2))
+    assert [h["scope"]["raw_path"] for h, _ in reqs] == [b"/" + b"a" * 17] * 2
     raw = (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"1;abcd=ef\r\nx\r\n0\r\nT: 1\r\n\r\n")
-    head, body = one(raw, max_chunk_ext=len(b";abcd=ef"), max_trailer_bytes=len(b"T: 1\r\n\r\n"))
-    assert body == b"x"
+    reqs = requests(parse(raw + raw, max_chunk_ext=len(b";abcd=ef"),
+                          max_trailer_bytes=len(b"T: 1\r\n\r\n")))
+    assert [b for _, b in reqs] == [b"x", b"x"]
 
 
 def test_drip_of_a_big_header_section():
