@@ -10,6 +10,8 @@ request, because after an error the parser is dead (request smuggling).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_parser import SCOPE_BASE, parse
 
 from fasterapi._http import HttpParserError, RequestHead, RequestParser
@@ -353,3 +355,46 @@ def test_error_has_status_reason_and_message():
     assert exc.value.status == 505
     assert isinstance(exc.value.reason, str) and exc.value.reason
     assert str(exc.value).startswith("505 ")
+
+
+# ---- any input: one verdict whatever the split -----------------------------------
+
+_BASES = [
+    b"GET /a?b=1 HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+    b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3;e=1\r\nabc\r\n2;q=\"\\\"\"\r\nde\r\n0\r\nT: v\r\n\r\n",
+    b"\r\nOPTIONS * HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET http://h:1/p HTTP/1.1\r\nHost: a\r\n\r\n",
+]
+_PIECES = st.sampled_from([
+    b"\r\n", b"\r", b"\n", b" ", b"\t", b":", b";", b"=", b'"', b"0", b"f", b"\x00", b"\x7f",
+    b"\xff", b"Host: b\r\n", b"Content-Length: 2\r\n", b"Transfer-Encoding: chunked\r\n",
+])
+_SMALL_LIMITS = {"max_request_line": 24, "max_header_bytes": 40, "max_headers": 3,
+                 "max_chunk_ext": 6, "max_trailer_bytes": 12, "max_body_size": 4}
+
+
+@st.composite
+def _damaged_streams(draw):
+    raw = bytearray(b"".join(draw(st.lists(st.sampled_from(_BASES), min_size=1, max_size=3))))
+    for _ in range(draw(st.integers(0, 3))):
+        pos = draw(st.integers(0, len(raw)))
+        op = draw(st.sampled_from(["insert", "replace", "delete"]))
+        if op == "insert":
+            raw[pos:pos] = draw(_PIECES)
+        elif pos < len(raw):
+            if op == "replace":
+                raw[pos] = draw(_PIECES)[0]
+            else:
+                del raw[pos]
+    return bytes(raw)
+
+
+@settings(max_examples=250, deadline=None)
+@given(_damaged_streams())
+def test_any_bytes_give_one_verdict_whatever_the_split(raw):
+    # parse() asserts that whole, dripped and random splits agree, and that
+    # nothing but HttpParserError escapes; small limits reach every limit path.
+    parse(raw)
+    parse(raw, **_SMALL_LIMITS)
