@@ -60,7 +60,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MARK_BEGIN = "<!-- http:begin -->"
 MARK_END = "<!-- http:end -->"
 
-ALL_SERVERS = ["fasterapi", "uvicorn", "granian", "floor"]
+# fasterapi-log is fasterapi with its access log on (written to the server's
+# log file): the issue bounds the access log's cost, so it is measured in the
+# same interleaved run as everything else.
+ALL_SERVERS = ["fasterapi", "uvicorn", "granian", "floor", "fasterapi-log"]
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -110,9 +113,10 @@ SCENARIOS = {
 def server_command(server: str, sc: Scenario, port: int) -> list[str]:
     """The argv that starts `server` for scenario `sc` on `port` (without pinning)."""
     py = sys.executable
-    if server == "fasterapi":
+    if server in ("fasterapi", "fasterapi-log"):
+        access = ["--access-log"] if server == "fasterapi-log" else ["--no-access-log"]
         return [py, "-m", "fasterapi", "run", sc.app, "--host", HOST, "--port", str(port),
-                "--no-access-log"]
+                *access]
     if server == "uvicorn":
         return [py, "-m", "uvicorn", sc.app, "--host", HOST, "--port", str(port),
                 "--loop", "uvloop", "--http", "httptools", "--no-access-log",
