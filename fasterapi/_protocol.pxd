@@ -86,6 +86,7 @@ cdef class HttpCore:
     cdef ResponseBuilder builder     # reused for every response on this connection
     cdef dict scope_base             # copied by the parser into each scope
     cdef object client               # (host, port) or None
+    cdef object proxy                # fasterapi.proxy.ProxyTrust if the peer is a trusted proxy
     cdef str client_str              # "host:port" for the access log
     cdef bytearray rbuf              # uvloop reads straight into this
     cdef object rview                # memoryview(rbuf)

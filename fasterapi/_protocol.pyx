@@ -37,6 +37,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from fasterapi._http import END, HttpParserError
+from fasterapi.tls import tls_extension as _tls_extension
 
 __all__ = ["HttpCore", "RequestCycle", "LoopState", "loop_state", "set_direct_dispatch"]
 
@@ -308,6 +309,13 @@ cdef class HttpCore:
             "root_path": self.root_path,
         }
         config = self.config
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # Once per connection; its requests share it (fasterapi.tls).
+            self.scope_base["extensions"] = {
+                "tls": _tls_extension(ssl_object, getattr(config, "ssl_server_cert", None))}
+        trust = getattr(config, "proxy_trust", None)
+        self.proxy = None if trust is None else trust.for_peer(self.client, sock)
         self.parser = RequestParser(
             self.scope_base,
             max_request_line=config.max_request_line,
@@ -486,6 +494,9 @@ cdef class HttpCore:
             scope["raw_path"] = self.root_path_b + scope["raw_path"]
         if self.app_state is not None:
             scope["state"] = self.app_state.copy()
+        if self.proxy is not None:
+            # Only connections from a trusted proxy get here (fasterapi.proxy).
+            self.proxy.rewrite(scope)
         cycle.conn = self
         cycle.head = head
         cycle.scope = scope

@@ -8,7 +8,7 @@ working; a command-line flag beats both.  APP itself reads ``FASTERAPI_APP``
 because header values may contain spaces.
 
 uvicorn options that fasterapi does not implement yet (``--workers``,
-``--reload``, ``--ssl-*``, ``--proxy-headers``, ``--ws``, ``--http``) are not
+``--reload``, ``--ws``, ``--http``) are not
 accepted at all: a flag that is silently ignored is worse than a clear error.
 """
 
@@ -139,6 +139,33 @@ _SECONDS = click.FloatRange(min=0)
         help="Largest request body accepted, in bytes (larger: 413). 0 means no limit.")
 @option("--queue-size", type=click.IntRange(min=1), default=1024, show_default=True,
         help="Capacity of the queue of parsed requests waiting for the app.")
+@option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
+        help="TLS private key file (PEM).")
+@option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None,
+        help="TLS certificate chain file (PEM); turns TLS on.")
+@option("--ssl-keyfile-password", default=None, help="Password of an encrypted --ssl-keyfile.")
+@option("--ssl-version", type=int, default=None,
+        help="Python ssl protocol constant, as in uvicorn. [default: PROTOCOL_TLS_SERVER]")
+@option("--ssl-min-version", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2",
+        show_default=True, help="Oldest TLS version accepted.")
+@option("--ssl-cert-reqs", type=click.IntRange(0, 2), default=0, show_default=True,
+        help="Client certificates: 0 none, 1 optional, 2 required (verified with --ssl-ca-certs).")
+@option("--ssl-ca-certs", type=click.Path(exists=True, dir_okay=False), default=None,
+        help="CA bundle that client certificates are verified against.")
+@option("--ssl-ciphers", default=None,
+        help="OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's). [default: OpenSSL's; "
+             "uvicorn's TLSv1 would limit TLS 1.2 to SHA-1 CBC suites]")
+@option("--proxy-headers/--no-proxy-headers", default=True, show_default=True,
+        help="Trust Forwarded / X-Forwarded-For / X-Forwarded-Proto from --forwarded-allow-ips "
+             "for the client address and scheme.")
+@option("--forwarded-allow-ips", default=None,
+        envvar=[*_envvars("FORWARDED_ALLOW_IPS"), "FORWARDED_ALLOW_IPS"],
+        help="Comma-separated proxies to trust: IPs, CIDR networks, unix: (Unix-socket peers), "
+             "a socket path, or * (only behind a private network). [default: 127.0.0.1]")
+@option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+        help="Serve Prometheus metrics on /metrics at this port (needs prometheus-client).")
+@option("--metrics-host", default="127.0.0.1", show_default=True,
+        help="Address of the --metrics-port listener.")
 def run_command(app: str, app_dir: str, **options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app)."""
     from fasterapi.server import run

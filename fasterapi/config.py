@@ -34,6 +34,8 @@ from fasterapi.logging import (
     rewrite_uvicorn_classes,
 )
 from fasterapi.middleware import ASGI2Middleware, MessageLoggerMiddleware
+from fasterapi.proxy import ProxyTrust
+from fasterapi.tls import PROTOCOL_TLS_SERVER, create_ssl_context, read_server_cert
 
 STARTUP_FAILURE = 3
 
@@ -178,6 +180,18 @@ class Config:
         queue_size: int = 1024,
         write_high_water: int = 65536,
         read_buffer_limit: int = 1048576,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_version: int | None = None,
+        ssl_min_version: str = "TLSv1.2",
+        ssl_cert_reqs: int = 0,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
+        ssl_ciphers: str | None = None,
+        proxy_headers: bool = True,
+        forwarded_allow_ips: str | list[str] | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ):
         self.app = app
         self.host = host
@@ -228,6 +242,29 @@ class Config:
         self.queue_size = _positive("queue_size", queue_size)
         self.write_high_water = _positive("write_high_water", write_high_water)
         self.read_buffer_limit = _positive("read_buffer_limit", read_buffer_limit)
+        # TLS: build the context now, so a bad certificate, key or password is
+        # a startup error (exit 3), not a failed handshake later.
+        self.ssl_keyfile, self.ssl_certfile = ssl_keyfile, ssl_certfile
+        self.ssl: Any = None
+        self.ssl_server_cert: str | None = None
+        if ssl_certfile:
+            self.ssl = create_ssl_context(
+                ssl_certfile, ssl_keyfile, ssl_keyfile_password,
+                ssl_version=ssl_version or PROTOCOL_TLS_SERVER, cert_reqs=ssl_cert_reqs,
+                ca_certs=ssl_ca_certs, ciphers=ssl_ciphers, min_version=ssl_min_version,
+            )
+            self.ssl_server_cert = read_server_cert(ssl_certfile)
+        elif ssl_keyfile:
+            raise ValueError("--ssl-keyfile needs --ssl-certfile")
+        # Proxy headers: as uvicorn, FORWARDED_ALLOW_IPS is read when the
+        # option is not given; the trust list is compiled once (fasterapi.proxy).
+        self.proxy_headers = proxy_headers
+        if forwarded_allow_ips is None:
+            forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.proxy_trust = ProxyTrust(forwarded_allow_ips) if proxy_headers else None
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
 
         self.loaded = False
         self.loaded_app: Any = None

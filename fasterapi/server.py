@@ -128,6 +128,17 @@ class Server:
             server_state=self.server_state,
             app_state=self.lifespan.state,
         )
+        if config.metrics_port is not None:
+            from fasterapi.metrics import start_metrics_server
+
+            try:
+                # Before the HTTP listeners: it wraps config.loaded_app, which
+                # every new connection reads.
+                self.servers.append(await start_metrics_server(config, self.server_state))
+            except (ImportError, OSError) as exc:
+                logger.error("%s", exc)
+                await self.lifespan.shutdown()
+                sys.exit(STARTUP_FAILURE)
         try:
             listeners = await self._listen(loop, protocol_factory, sockets)
         except OSError as exc:
@@ -145,20 +156,20 @@ class Server:
             # Sockets bound by someone else (a process manager, a test).
             for sock in sockets:
                 self.servers.append(
-                    await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                    await loop.create_server(factory, sock=sock, backlog=config.backlog, ssl=config.ssl)
                 )
             return sockets
         if config.fd is not None:
             # socket.socket(fileno=) detects the family (TCP or Unix) itself;
             # the dup leaves the inherited descriptor to whoever passed it.
             sock = socket.socket(fileno=os.dup(config.fd))
-            server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+            server = await loop.create_server(factory, sock=sock, backlog=config.backlog, ssl=config.ssl)
         elif config.uds is not None:
             sock = self._bind_unix(config.uds)
-            server = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
+            server = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog, ssl=config.ssl)
         else:
             server = await loop.create_server(
-                factory, host=config.host, port=config.port, backlog=config.backlog
+                factory, host=config.host, port=config.port, backlog=config.backlog, ssl=config.ssl
             )
         self.servers.append(server)
         return list(server.sockets or ())
@@ -219,11 +230,11 @@ class Server:
             where = f"unix socket {sock.getsockname()}"
         elif sock is not None:
             host, port = sock.getsockname()[:2]
-            where = f"http://{_format_host(host)}:{port}"
+            where = f"{'https' if config.ssl else 'http'}://{_format_host(host)}:{port}"
         else:
             host = config.host or "0.0.0.0"
             port = config.port or (listeners[0].getsockname()[1] if listeners else 0)
-            where = f"http://{_format_host(host)}:{port}"
+            where = f"{'https' if config.ssl else 'http'}://{_format_host(host)}:{port}"
         logger.info(
             "Fasterapi running on %s (Press CTRL+C to quit)", where,
             extra={"color_message": "Fasterapi running on " + click.style("%s", bold=True)

@@ -1,0 +1,227 @@
+"""Trusted-proxy headers: who the client really is when a proxy forwards the request.
+
+Rules this module keeps:
+
+1. The headers are believed only when the *immediate* peer is trusted
+   (``--forwarded-allow-ips``).  That check runs once per connection, in
+   ``HttpCore.connection_made``, through ``ProxyTrust.for_peer``; an untrusted
+   peer gets ``None`` and its requests pay nothing.
+2. Per request, ``ProxyTrust.rewrite(scope)`` scans the header list once and
+   returns at once when no proxy header is present.  It sets only
+   ``scope["client"]`` and ``scope["scheme"]``; ``Host`` and
+   ``X-Forwarded-Host`` stay untouched in the headers (see docs/deployment.md).
+3. A chain of hops is read right to left (each proxy appends), and the client
+   is the rightmost hop that is not itself a trusted proxy, so a client cannot
+   choose its address by sending a forged header of its own.
+4. ``Forwarded`` (RFC 7239) wins over ``X-Forwarded-*`` when both are present:
+   it is the standard, and mixing two chains has no defined meaning.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["ProxyTrust", "parse_forwarded"]
+
+# Bounded memo of trust decisions: one entry per distinct peer/hop address.
+_CACHE_SIZE = 1024
+
+_PROTOS = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+_WS_PROTOS = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+
+# RFC 7239 section 4: forwarded-pair = token "=" value; value = token / quoted-string
+# (RFC 7230 section 3.2.6 for token and quoted-string, with quoted-pair escapes).
+_PAIR = re.compile(
+    r"[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(\"(?:[^\"\\]|\\.)*\"|[!#$%&'*+.^_`|~0-9A-Za-z:\[\]-]*)"
+    r"[ \t]*([;,]|$)"
+)
+
+
+def parse_forwarded(value: str) -> list[dict[str, str]] | None:
+    """Split an RFC 7239 ``Forwarded`` value into one dict per forwarded-element.
+
+    Parameter names are lower-cased (section 4: case-insensitive); quoted
+    strings are unquoted.  Returns None for a malformed value, which callers
+    ignore as a whole rather than guess at a partial chain.
+    """
+    elements: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    pos, end = 0, len(value)
+    while pos < end:
+        # Empty list members and empty pairs are allowed (RFC 7230 section 7, "#rule").
+        if value[pos] in " \t,;":
+            if value[pos] == "," and current:
+                elements.append(current)
+                current = {}
+            pos += 1
+            continue
+        match = _PAIR.match(value, pos)
+        if match is None:
+            return None
+        name, raw, sep = match.groups()
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        current[name.lower()] = raw
+        pos = match.end()
+        if sep == "," and current:
+            elements.append(current)
+            current = {}
+    if current:
+        elements.append(current)
+    return elements
+
+
+def _split_node(node: str) -> tuple[str, int]:
+    """RFC 7239 section 6 node (also used for X-Forwarded-For items): host and port (0 if none).
+
+    ``"[2001:db8::1]:8080"`` -> ``("2001:db8::1", 8080)``; ``"192.0.2.1:80"``
+    -> ``("192.0.2.1", 80)``; a bare IPv6 address (as X-Forwarded-For carries
+    it) stays whole.  An obfuscated port (``_abc``) counts as 0.
+    """
+    node = node.strip()
+    port = ""
+    if node.startswith("["):
+        host, _, rest = node[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif node.count(":") == 1:
+        host, _, port = node.partition(":")
+    else:
+        host = node
+    return host, int(port) if port.isdigit() else 0
+
+
+class ProxyTrust:
+    """The ``--forwarded-allow-ips`` list, compiled once per server.
+
+    Entries: IPv4/IPv6 addresses, CIDR networks (``10.0.0.0/8``), ``*`` (trust
+    everyone), ``unix:`` (any peer on a Unix socket) and literal strings,
+    matched exactly (a Unix socket path, or a non-IP name a proxy writes into
+    ``Forwarded``).  Raises ValueError for an empty list.
+    """
+
+    def __init__(self, allow: str | Iterable[str]):
+        entries = allow.split(",") if isinstance(allow, str) else list(allow)
+        entries = [e.strip() for e in entries if e.strip()]
+        if not entries:
+            raise ValueError("--forwarded-allow-ips is empty")
+        self.everyone = "*" in entries
+        self.unix = "unix:" in entries
+        self.addresses: set[Any] = set()
+        self.networks: list[Any] = []
+        self.literals: set[str] = set()
+        for entry in entries:
+            if entry in ("*", "unix:"):
+                continue
+            if entry.startswith("unix:"):
+                self.literals.add(entry[len("unix:"):])
+                continue
+            try:
+                if "/" in entry:
+                    self.networks.append(ipaddress.ip_network(entry, strict=False))
+                else:
+                    self.addresses.add(ipaddress.ip_address(entry))
+            except ValueError:
+                self.literals.add(entry)
+        # Per-instance LRU (C-implemented): a busy server sees few distinct
+        # proxy addresses, so nearly every check is one dict lookup.
+        self.trusts = functools.lru_cache(maxsize=_CACHE_SIZE)(self._trusts)
+
+    def _trusts(self, host: str) -> bool:
+        if self.everyone:
+            return True
+        if host in self.literals:
+            return True
+        try:
+            ip = ipaddress.ip_address(host.partition("%")[0])  # drop an IPv6 zone id
+        except ValueError:
+            return False
+        if ip in self.addresses:
+            return True
+        if getattr(ip, "ipv4_mapped", None) is not None and ip.ipv4_mapped in self.addresses:
+            return True
+        return any(ip in net for net in self.networks)
+
+    def for_peer(self, client: tuple[str, int] | None, sockname: Any) -> ProxyTrust | None:
+        """Called once per connection: ``self`` if the peer is a trusted proxy, else None.
+
+        `client` is the scope's ``client`` (None on a Unix socket, whose peer
+        has no address: it is trusted by ``unix:``, ``*`` or the socket's path).
+        """
+        if client is None:
+            if self.everyone or self.unix:
+                return self
+            return self if isinstance(sockname, str) and sockname in self.literals else None
+        return self if self.trusts(client[0]) else None
+
+    def _client_from(self, hops: list[tuple[str, int]]) -> tuple[str, int] | None:
+        # Rightmost hop that is not a trusted proxy; all trusted: the leftmost.
+        for host, port in reversed(hops):
+            if not self.trusts(host):
+                return host, port
+        return hops[0] if hops else None
+
+    def rewrite(self, scope: dict[str, Any]) -> None:
+        """Set ``scope["client"]`` and ``scope["scheme"]`` from the proxy headers, if any.
+
+        Only for requests from a trusted peer (see ``for_peer``).  Unknown
+        protocols and malformed values are ignored, leaving the scope as the
+        socket made it.
+        """
+        forwarded = xff = xfp = None
+        for name, value in scope["headers"]:
+            # PERF: most requests carry none of these; the first-byte test
+            # keeps the scan to one comparison per header.
+            first = name[:1]
+            if first == b"x":
+                if name == b"x-forwarded-for":
+                    xff = value if xff is None else xff + b"," + value
+                elif name == b"x-forwarded-proto":
+                    xfp = value
+            elif first == b"f" and name == b"forwarded":
+                forwarded = value if forwarded is None else forwarded + b"," + value
+        if forwarded is not None:
+            self._rewrite_forwarded(scope, forwarded.decode("latin-1"))
+            return
+        if xff is not None:
+            hops = [_split_node(h) for h in xff.decode("latin-1").split(",") if h.strip()]
+            client = self._client_from(hops)
+            if client is not None:
+                scope["client"] = client
+        if xfp is not None:
+            # Several values: the rightmost was written by the proxy next to us.
+            self._set_scheme(scope, xfp.decode("latin-1").rsplit(",", 1)[-1])
+
+    def _rewrite_forwarded(self, scope: dict[str, Any], value: str) -> None:
+        elements = parse_forwarded(value)
+        if not elements:
+            return
+        # Walk right to left like X-Forwarded-For; the chosen element's proto
+        # is the one that hop's proxy saw from the client (RFC 7239 section 5.4).
+        chosen = None
+        for element in reversed(elements):
+            node = element.get("for")
+            if node is None:
+                continue
+            chosen = element
+            if not self.trusts(_split_node(node)[0]):
+                break
+        if chosen is None:
+            chosen = elements[-1]
+        else:
+            scope["client"] = _split_node(chosen["for"])
+        proto = chosen.get("proto")
+        if proto is not None:
+            self._set_scheme(scope, proto)
+
+    @staticmethod
+    def _set_scheme(scope: dict[str, Any], proto: str) -> None:
+        proto = proto.strip().lower()
+        table = _WS_PROTOS if scope.get("type") == "websocket" else _PROTOS
+        scheme = table.get(proto)
+        if scheme is not None:
+            scope["scheme"] = scheme

@@ -1,0 +1,29 @@
+"""Apps for the production-operations tests: each answers with part of its scope as JSON."""
+
+import json
+
+
+async def app(scope, receive, send):
+    """Echo client, scheme, server, headers and the tls extension (lifespan: accept)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = {
+        "client": list(scope["client"]) if scope.get("client") else None,
+        "scheme": scope["scheme"],
+        "server": list(scope["server"]) if scope.get("server") else None,
+        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]],
+        "tls": scope.get("extensions", {}).get("tls"),
+    }
+    status = 200
+    if scope["path"].startswith("/status/"):
+        status = int(scope["path"].rsplit("/", 1)[1])
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": data})
