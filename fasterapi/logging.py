@@ -28,7 +28,6 @@ logs through ``logging.getLogger("uvicorn.error")``.  Both keep working:
 
 from __future__ import annotations
 
-import copy
 import http
 import logging
 import sys
@@ -66,6 +65,10 @@ def _logger_block() -> dict[str, Any]:
     return block
 
 
+# The access format of LOGGING_CONFIG.  fasterapi.accesslog writes lines of
+# exactly this shape itself when it is in effect (the fast path).
+ACCESS_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+
 LOGGING_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -77,7 +80,7 @@ LOGGING_CONFIG: dict[str, Any] = {
         },
         "access": {
             "()": "fasterapi.logging.AccessFormatter",
-            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            "fmt": ACCESS_FORMAT,
             "use_colors": None,
         },
     },
@@ -89,7 +92,7 @@ LOGGING_CONFIG: dict[str, Any] = {
         },
         "access": {
             "formatter": "access",
-            "class": "logging.StreamHandler",
+            "class": "fasterapi.logging.AccessHandler",
             "stream": "ext://sys.stdout",
         },
     },
@@ -109,12 +112,57 @@ _LEVEL_COLOURS = {
 _STATUS_COLOURS = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
 
 
+def status_text(status: int) -> str:
+    """``"200 OK"`` for a status code; ``"299 "`` (code and a space) for one without a phrase."""
+    text = _STATUS_TEXT.get(status)
+    if text is None:
+        text = f"{status} "
+    return text
+
+
+def coloured_status_text(status: int) -> str:
+    """`status_text` coloured by class (2xx green, 4xx red, ...), as ``AccessFormatter`` shows it."""
+    text = _COLOURED_STATUS.get(status)
+    if text is None:
+        text = status_text(status)
+        colour = _STATUS_COLOURS.get(status // 100)
+        if colour:
+            text = click.style(text, fg=colour)
+        if len(_COLOURED_STATUS) < 1024:  # bounded: apps may send any code 100-999
+            _COLOURED_STATUS[status] = text
+    return text
+
+
+# PERF: a dict lookup instead of http.HTTPStatus(status).phrase per access
+# line (~0.55 us for the enum call, ~0.05 us for the lookup).
+_STATUS_TEXT: dict[int, str] = {int(s): f"{int(s)} {s.phrase}" for s in http.HTTPStatus}
+_COLOURED_STATUS: dict[int, str] = {}
+
+
+def level_prefix(levelno: int, levelname: str, use_colors: bool) -> str:
+    """``%(levelprefix)s``: the level name and a colon, padded to 9 columns, coloured if asked."""
+    padding = " " * max(0, 8 - len(levelname))
+    if use_colors:
+        colour = _LEVEL_COLOURS.get(levelno)
+        if colour:
+            levelname = click.style(levelname, fg=colour)
+    return f"{levelname}:{padding}"
+
+
+class _Values:
+    # What a Formatter's style is given instead of the record: an object whose
+    # __dict__ is the values dict we built, so "%", "{" and "$" styles (and
+    # their KeyError -> ValueError reporting) work unchanged.
+    pass
+
+
 class ColourizedFormatter(logging.Formatter):
     """A formatter that adds ``%(levelprefix)s`` ("INFO:     ", padded to 9 columns).
 
     With colours on, the level name is coloured and a record's
     ``extra={"color_message": ...}`` replaces its plain message.  ``use_colors``
-    None means "colour if the stream we write to is a terminal".
+    None means "colour if the stream we write to is a terminal".  The record
+    itself is never modified (other handlers of it must see it unchanged).
     """
 
     stream_name = "stdout"
@@ -133,19 +181,25 @@ class ColourizedFormatter(logging.Formatter):
         super().__init__(fmt=fmt, datefmt=datefmt, style=style)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        # Work on a copy: other handlers of the same record must see it unchanged.
-        record = copy.copy(record)
-        levelname = record.levelname
-        padding = " " * max(0, 8 - len(levelname))
-        if self.use_colors:
-            colour = _LEVEL_COLOURS.get(record.levelno)
-            if colour:
-                levelname = click.style(levelname, fg=colour)
-            if "color_message" in record.__dict__:
-                record.msg = record.__dict__["color_message"]
-                record.message = record.getMessage()
-        record.levelprefix = f"{levelname}:{padding}"
-        return super().formatMessage(record)
+        return self._format_with(record, None)
+
+    def _format_with(self, record: logging.LogRecord, extra: dict[str, Any] | None) -> str:
+        # PERF: one dict of the record's values plus ours, instead of a
+        # copy.copy(record) in each formatter class (two per access line):
+        # AccessFormatter.format() ~10.5 -> ~3.3 us (CPU time, best of 7).
+        values = record.__dict__.copy()
+        if extra:
+            values.update(extra)
+        values["levelprefix"] = level_prefix(record.levelno, record.levelname, self.use_colors)
+        if self.use_colors and "color_message" in values:
+            # LogRecord.getMessage() with the coloured message in place of msg.
+            message = str(values["color_message"])
+            if record.args:
+                message = message % record.args
+            values["message"] = message
+        view = _Values()
+        view.__dict__ = values
+        return self._style.format(view)
 
 
 class DefaultFormatter(ColourizedFormatter):
@@ -162,32 +216,45 @@ class AccessFormatter(ColourizedFormatter):
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record = copy.copy(record)
         try:
             client_addr, method, full_path, http_version, status = record.args  # type: ignore[misc]
         except (TypeError, ValueError):
             # Not an access record (someone else logged to the access logger):
             # degrade to the plain message instead of raising inside logging.
-            record.client_addr = record.request_line = record.status_code = ""
-            return super().formatMessage(record)
+            return self._format_with(record, {"client_addr": "", "request_line": "", "status_code": ""})
         request_line = f"{method} {full_path} HTTP/{http_version}"
-        status_text = self._status(int(status))
         if self.use_colors:
             request_line = click.style(request_line, bold=True)
-            colour = _STATUS_COLOURS.get(int(status) // 100)
-            if colour:
-                status_text = click.style(status_text, fg=colour)
-        record.client_addr = client_addr
-        record.request_line = request_line
-        record.status_code = status_text
-        return super().formatMessage(record)
+            status_code = coloured_status_text(int(status))
+        else:
+            status_code = status_text(int(status))
+        extra = {"client_addr": client_addr, "request_line": request_line, "status_code": status_code}
+        return self._format_with(record, extra)
 
-    @staticmethod
-    def _status(status: int) -> str:
+
+class AccessHandler(logging.StreamHandler):
+    """The access log's handler in ``LOGGING_CONFIG``: a StreamHandler that can write many lines at once.
+
+    Records it handles one by one are written exactly as by ``logging.StreamHandler``.
+    While the access logger is configured the default way (this handler,
+    alone, with ``AccessFormatter`` and ``ACCESS_FORMAT``),
+    ``fasterapi.accesslog`` formats a whole batch of access lines itself and
+    hands them to `write_batch`.
+    """
+
+    def write_batch(self, text: str) -> None:
+        """Write `text` (complete lines, terminators included) with one write and one flush.
+
+        Errors go to ``handleError`` as ``emit``'s would; nothing is raised.
+        """
         try:
-            return f"{status} {http.HTTPStatus(status).phrase}"
-        except ValueError:
-            return f"{status} "
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(text)
+                self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(logging.makeLogRecord({"name": "fasterapi.access", "msg": text}))
 
 
 def rewrite_uvicorn_classes(config: Any) -> Any:
