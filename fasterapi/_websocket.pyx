@@ -225,7 +225,11 @@ def apply_mask(data, mask) -> bytes:
         raise ValueError("mask must be 4 bytes")
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
-        out = PyBytes_FromStringAndSize(<const char *>view.buf, view.len)
+        # Allocated empty, then filled: PyBytes_FromStringAndSize(p, 1)
+        # returns CPython's shared one-byte object, which must never be
+        # written to.
+        out = PyBytes_FromStringAndSize(NULL, view.len)
+        memcpy(PyBytes_AS_STRING(out), view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
     _mask_maybe_nogil(<unsigned char *>PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out),
@@ -731,10 +735,11 @@ cdef class FrameParser:
             return 0
         b0 = p[0]
         b1 = p[1]
-        fin = b0 & 0x80
-        rsv1 = b0 & 0x40
+        # bint is a C int: normalise to 0/1 before comparing with another bint.
+        fin = (b0 & 0x80) != 0
+        rsv1 = (b0 & 0x40) != 0
         opcode = b0 & 0x0F
-        masked = b1 & 0x80
+        masked = (b1 & 0x80) != 0
         plen = b1 & 0x7F
         # §5.2: opcodes 3-7 and 0xB-0xF are reserved.
         if opcode > OP_BINARY and opcode < OP_CLOSE or opcode > OP_PONG:
@@ -779,7 +784,8 @@ cdef class FrameParser:
                 self._fail(1002, "64-bit payload length with the MSB set")
             hlen = 10
         # §10.4: the limit holds before any payload byte is buffered.
-        if opcode < OP_CLOSE and plen > <uint64_t>(self._max_size - self._msg_wire):
+        if opcode < OP_CLOSE and plen > <uint64_t>(
+                self._max_size - (self._msg_wire if opcode == OP_CONT else 0)):
             self._fail(1009, "message too big")
         if masked:
             if avail < hlen + 4:
