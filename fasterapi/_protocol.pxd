@@ -80,6 +80,7 @@ cdef class HttpCore:
 
     # -- per connection -------------------------------------------------------
     cdef LoopState ls
+    cdef object ws_factory           # WebSocket upgrade hook (config.ws_protocol_class) or None
     cdef object loop
     cdef object transport
     cdef RequestParser parser        # sans-IO request parser, one per connection
@@ -108,6 +109,7 @@ cdef class HttpCore:
     cdef int _dispatch(self, RequestCycle cycle) except -1
     cdef int _retry_dispatch(self) except -1
     cdef int _parser_error(self, object exc) except -1
+    cdef int _upgrade(self, object head) except -1
     cdef int _write(self, object data) except -1
     cdef int _flush(self) except -1
     cdef int _close(self) except -1

@@ -307,6 +307,7 @@ cdef class HttpCore:
             "client": self.client,
             "scheme": scheme,
             "root_path": self.root_path,
+        self.ws_factory = getattr(config, "ws_protocol_class", None)
         }
         config = self.config
         ssl_object = transport.get_extra_info("ssl_object")
@@ -532,6 +533,8 @@ cdef class HttpCore:
         return 0
 
     cdef int _retry_dispatch(self) except -1:
+        if head.upgrade is not None and self._upgrade(head):
+            return 0
         cdef RequestCycle cycle = self.blocked_cycle
         self.blocked_cycle = None
         if cycle is None or self.closed:
@@ -552,6 +555,26 @@ cdef class HttpCore:
     cdef int _response_complete(self, RequestCycle cycle) except -1:
         cdef RequestCycle nxt
         self.deadline_kind = DL_NONE
+    cdef int _upgrade(self, object head) except -1:
+        # RFC 6455 §4.1/§4.2 and RFC 9110 §7.8: a WebSocket upgrade leaves
+        # HTTP for good, so the transport, and the bytes read past the head
+        # (the client's first frames), go to the WebSocket protocol, which
+        # validates the handshake itself.  1 when it took the connection;
+        # 0 serves the request as plain HTTP (other protocols, --ws none).
+        if b"websocket" not in head.upgrade.lower():
+            return 0
+        if self.ws_factory is None:
+            # As uvicorn: warn, and let the app see an ordinary http request.
+            error_logger.warning("Unsupported upgrade request.")
+            return 0
+        self.closing = True         # HttpCore never touches this transport again
+        self.deadline_kind = DL_NONE
+        self.server_state.connections.discard(self)
+        self.ls.remove_conn(self)
+        self.ws_factory(self.config, self.server_state, self.loop, self.transport,
+                        head, self.parser.take_buffer())
+        return 1
+
         if self.access_log:
             _log_access(self, cycle)
         if not cycle.keep_alive or self.shutting_down:

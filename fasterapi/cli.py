@@ -8,7 +8,7 @@ working; a command-line flag beats both.  APP itself reads ``FASTERAPI_APP``
 because header values may contain spaces.
 
 uvicorn options that fasterapi does not implement yet (``--workers``,
-``--reload``, ``--ws``, ``--http``) are not
+``--reload``, ``--http``) are not
 accepted at all: a flag that is silently ignored is worse than a clear error.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 import fasterapi
-from fasterapi.config import INTERFACES, LIFESPAN_MODES, LOOPS, STARTUP_FAILURE, parse_header
+from fasterapi.config import INTERFACES, LIFESPAN_MODES, LOOPS, STARTUP_FAILURE, WS_PROTOCOLS, parse_header
 from fasterapi.logging import LOG_LEVELS
 
 
@@ -179,3 +179,16 @@ def run_command(app: str, app_dir: str, **options: Any) -> None:
         # line on stderr, and the startup-failure code.
         click.echo(f"Error: {exc}", err=True)
         sys.exit(STARTUP_FAILURE)
+@option("--ws", type=click.Choice(WS_PROTOCOLS), default="auto", show_default=True,
+        help="WebSocket support; none serves upgrade requests as HTTP. uvicorn's names "
+             "(websockets, wsproto, websockets-sansio) mean auto.")
+@option("--ws-max-size", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
+        help="Largest WebSocket message accepted, in bytes (larger: close 1009).")
+@option("--ws-max-queue", type=click.IntRange(min=1), default=32, show_default=True,
+        help="WebSocket messages held for a slow app before reading pauses.")
+@option("--ws-ping-interval", type=_SECONDS, default=20.0, show_default=True,
+        help="Send a WebSocket ping this often (seconds); 0 disables.")
+@option("--ws-ping-timeout", type=_SECONDS, default=20.0, show_default=True,
+        help="Close a WebSocket whose pong is this late (seconds); 0 disables.")
+@option("--ws-per-message-deflate/--no-ws-per-message-deflate", default=True, show_default=True,
+        help="Offer WebSocket permessage-deflate compression (RFC 7692).")

@@ -47,6 +47,9 @@ LIFESPAN_MODES = ("auto", "on", "off")
 INTERFACES = ("auto", "asgi3", "asgi2")
 LOOPS = ("auto", "uvloop", "asyncio")
 
+# --ws: one implementation (fasterapi.websocket); uvicorn's back-end names are
+# accepted as aliases of "auto" so existing command lines keep working.
+WS_PROTOCOLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 # The one HTTP implementation; `Config(http=...)` may name another class (tests
 # use a stand-in), which is constructed with the same keywords.
 DEFAULT_HTTP = "fasterapi.protocol:HttpProtocol"
@@ -194,6 +197,12 @@ class Config:
         metrics_host: str = "127.0.0.1",
     ):
         self.app = app
+        ws: str = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
         self.host = host
         self.port = port
         self.uds = uds
@@ -272,6 +281,14 @@ class Config:
         self.configure_logging()
 
         if env_file is not None:
+        self.ws = _choice("ws", ws, WS_PROTOCOLS)
+        self.ws_max_size = _positive("ws_max_size", ws_max_size)
+        self.ws_max_queue = _positive("ws_max_queue", ws_max_queue)
+        # None or 0 turns keepalive pings (or their timeout) off, as in uvicorn.
+        self.ws_ping_interval = _non_negative("ws_ping_interval", ws_ping_interval or 0) or None
+        self.ws_ping_timeout = _non_negative("ws_ping_timeout", ws_ping_timeout or 0) or None
+        self.ws_per_message_deflate = ws_per_message_deflate
+        self.ws_protocol_class: Any = None
             logger.info("Loading environment from '%s'", os.fspath(env_file))
             try:
                 load_env_file(env_file)
@@ -382,6 +399,7 @@ class Config:
             app = ASGI2Middleware(app)
         if logger.getEffectiveLevel() <= TRACE_LOG_LEVEL:
             app = MessageLoggerMiddleware(app)
+        self.ws_protocol_class = self._load_ws()
 
         self.loaded_app = app
         self.loaded = True
@@ -393,6 +411,19 @@ class Config:
             logger.error("Error loading ASGI app. %s", exc)
         except Exception as exc:
             # The module was found but its own code failed while importing.
+    def _load_ws(self) -> Any:
+        """The WebSocket upgrade hook for HttpCore, or None (requests stay HTTP)."""
+        if self.ws == "none":
+            return None
+        if self.ws != "auto":
+            logger.info("--ws %s: fasterapi has one WebSocket implementation; using it.", self.ws)
+        try:
+            from fasterapi.websocket import upgrade
+        except ImportError as exc:  # the compiled frame layer is missing
+            logger.warning("WebSocket support unavailable (%s): upgrades are served as HTTP.", exc)
+            return None
+        return upgrade
+
             logger.error(
                 'Error loading ASGI app. Importing "%s" raised %s',
                 str(self.app).partition(":")[0], _first_line(exc),
