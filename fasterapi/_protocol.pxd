@@ -77,10 +77,10 @@ cdef class HttpCore:
     cdef bytes user_block            # the --header lines, preformatted
     cdef bytes header_block          # default_block + the date line it was joined with
     cdef bytes header_block_date     # the date line header_block was built from
+    cdef object ws_factory           # WebSocket upgrade hook (config.ws_protocol_class) or None
 
     # -- per connection -------------------------------------------------------
     cdef LoopState ls
-    cdef object ws_factory           # WebSocket upgrade hook (config.ws_protocol_class) or None
     cdef object loop
     cdef object transport
     cdef RequestParser parser        # sans-IO request parser, one per connection
@@ -106,10 +106,10 @@ cdef class HttpCore:
 
     cdef int _process(self) except -1
     cdef int _start_request(self, object head) except -1
+    cdef int _upgrade(self, object head) except -1
     cdef int _dispatch(self, RequestCycle cycle) except -1
     cdef int _retry_dispatch(self) except -1
     cdef int _parser_error(self, object exc) except -1
-    cdef int _upgrade(self, object head) except -1
     cdef int _write(self, object data) except -1
     cdef int _flush(self) except -1
     cdef int _close(self) except -1

@@ -272,6 +272,7 @@ cdef class HttpCore:
         self.date_header = bool(config.date_header)
         lines = [n + b": " + v + b"\r\n" for n, v in config.encoded_headers]
         self.user_block = b"".join(lines)
+        self.ws_factory = getattr(config, "ws_protocol_class", None)
         if _loop is None:
             try:
                 _loop = asyncio.get_running_loop()
@@ -307,7 +308,6 @@ cdef class HttpCore:
             "client": self.client,
             "scheme": scheme,
             "root_path": self.root_path,
-        self.ws_factory = getattr(config, "ws_protocol_class", None)
         }
         config = self.config
         ssl_object = transport.get_extra_info("ssl_object")
@@ -498,6 +498,8 @@ cdef class HttpCore:
         if self.proxy is not None:
             # Only connections from a trusted proxy get here (fasterapi.proxy).
             self.proxy.rewrite(scope)
+        if head.upgrade is not None and self._upgrade(head):
+            return 0
         cycle.conn = self
         cycle.head = head
         cycle.scope = scope
@@ -518,43 +520,6 @@ cdef class HttpCore:
         self._dispatch(cycle)
         return 0
 
-    cdef int _dispatch(self, RequestCycle cycle) except -1:
-        if _direct_dispatch:
-            cycle._start()
-            if self.out_len:
-                self.ls.call_soon(_check_pending, [cycle])
-            return 0
-        if self.ls.push(cycle):
-            return 0
-        # Ring full: park the cycle and stop reading until _drain retries.
-        self.blocked_cycle = cycle
-        self.ls.blocked.append(self)
-        self._pause(RP_RING)
-        return 0
-
-    cdef int _retry_dispatch(self) except -1:
-        if head.upgrade is not None and self._upgrade(head):
-            return 0
-        cdef RequestCycle cycle = self.blocked_cycle
-        self.blocked_cycle = None
-        if cycle is None or self.closed:
-            return 0
-        self._resume(RP_RING)
-        self._dispatch(cycle)
-        return 0
-
-    cdef int _request_complete(self, RequestCycle cycle) except -1:
-        # Both halves of `cycle` are done: move on to the next request.
-        if self.cycle is cycle:
-            self.cycle = None
-            if self.read_paused & RP_PIPELINE:
-                self._resume(RP_PIPELINE)
-            self._process()
-        return 0
-
-    cdef int _response_complete(self, RequestCycle cycle) except -1:
-        cdef RequestCycle nxt
-        self.deadline_kind = DL_NONE
     cdef int _upgrade(self, object head) except -1:
         # RFC 6455 §4.1/§4.2 and RFC 9110 §7.8: a WebSocket upgrade leaves
         # HTTP for good, so the transport, and the bytes read past the head
@@ -575,6 +540,41 @@ cdef class HttpCore:
                         head, self.parser.take_buffer())
         return 1
 
+    cdef int _dispatch(self, RequestCycle cycle) except -1:
+        if _direct_dispatch:
+            cycle._start()
+            if self.out_len:
+                self.ls.call_soon(_check_pending, [cycle])
+            return 0
+        if self.ls.push(cycle):
+            return 0
+        # Ring full: park the cycle and stop reading until _drain retries.
+        self.blocked_cycle = cycle
+        self.ls.blocked.append(self)
+        self._pause(RP_RING)
+        return 0
+
+    cdef int _retry_dispatch(self) except -1:
+        cdef RequestCycle cycle = self.blocked_cycle
+        self.blocked_cycle = None
+        if cycle is None or self.closed:
+            return 0
+        self._resume(RP_RING)
+        self._dispatch(cycle)
+        return 0
+
+    cdef int _request_complete(self, RequestCycle cycle) except -1:
+        # Both halves of `cycle` are done: move on to the next request.
+        if self.cycle is cycle:
+            self.cycle = None
+            if self.read_paused & RP_PIPELINE:
+                self._resume(RP_PIPELINE)
+            self._process()
+        return 0
+
+    cdef int _response_complete(self, RequestCycle cycle) except -1:
+        cdef RequestCycle nxt
+        self.deadline_kind = DL_NONE
         if self.access_log:
             _log_access(self, cycle)
         if not cycle.keep_alive or self.shutting_down:

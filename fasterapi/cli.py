@@ -139,6 +139,19 @@ _SECONDS = click.FloatRange(min=0)
         help="Largest request body accepted, in bytes (larger: 413). 0 means no limit.")
 @option("--queue-size", type=click.IntRange(min=1), default=1024, show_default=True,
         help="Capacity of the queue of parsed requests waiting for the app.")
+@option("--ws", type=click.Choice(WS_PROTOCOLS), default="auto", show_default=True,
+        help="WebSocket support; none serves upgrade requests as HTTP. uvicorn's names "
+             "(websockets, wsproto, websockets-sansio) mean auto.")
+@option("--ws-max-size", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
+        help="Largest WebSocket message accepted, in bytes (larger: close 1009).")
+@option("--ws-max-queue", type=click.IntRange(min=1), default=32, show_default=True,
+        help="WebSocket messages held for a slow app before reading pauses.")
+@option("--ws-ping-interval", type=_SECONDS, default=20.0, show_default=True,
+        help="Send a WebSocket ping this often (seconds); 0 disables.")
+@option("--ws-ping-timeout", type=_SECONDS, default=20.0, show_default=True,
+        help="Close a WebSocket whose pong is this late (seconds); 0 disables.")
+@option("--ws-per-message-deflate/--no-ws-per-message-deflate", default=True, show_default=True,
+        help="Offer WebSocket permessage-deflate compression (RFC 7692).")
 @option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
         help="TLS private key file (PEM).")
 @option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -179,16 +192,3 @@ def run_command(app: str, app_dir: str, **options: Any) -> None:
         # line on stderr, and the startup-failure code.
         click.echo(f"Error: {exc}", err=True)
         sys.exit(STARTUP_FAILURE)
-@option("--ws", type=click.Choice(WS_PROTOCOLS), default="auto", show_default=True,
-        help="WebSocket support; none serves upgrade requests as HTTP. uvicorn's names "
-             "(websockets, wsproto, websockets-sansio) mean auto.")
-@option("--ws-max-size", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
-        help="Largest WebSocket message accepted, in bytes (larger: close 1009).")
-@option("--ws-max-queue", type=click.IntRange(min=1), default=32, show_default=True,
-        help="WebSocket messages held for a slow app before reading pauses.")
-@option("--ws-ping-interval", type=_SECONDS, default=20.0, show_default=True,
-        help="Send a WebSocket ping this often (seconds); 0 disables.")
-@option("--ws-ping-timeout", type=_SECONDS, default=20.0, show_default=True,
-        help="Close a WebSocket whose pong is this late (seconds); 0 disables.")
-@option("--ws-per-message-deflate/--no-ws-per-message-deflate", default=True, show_default=True,
-        help="Offer WebSocket permessage-deflate compression (RFC 7692).")

@@ -46,10 +46,10 @@ LoopType = Literal["auto", "uvloop", "asyncio"]
 LIFESPAN_MODES = ("auto", "on", "off")
 INTERFACES = ("auto", "asgi3", "asgi2")
 LOOPS = ("auto", "uvloop", "asyncio")
-
 # --ws: one implementation (fasterapi.websocket); uvicorn's back-end names are
 # accepted as aliases of "auto" so existing command lines keep working.
 WS_PROTOCOLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
+
 # The one HTTP implementation; `Config(http=...)` may name another class (tests
 # use a stand-in), which is constructed with the same keywords.
 DEFAULT_HTTP = "fasterapi.protocol:HttpProtocol"
@@ -183,6 +183,12 @@ class Config:
         queue_size: int = 1024,
         write_high_water: int = 65536,
         read_buffer_limit: int = 1048576,
+        ws: str = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
         ssl_keyfile_password: str | None = None,
@@ -197,12 +203,6 @@ class Config:
         metrics_host: str = "127.0.0.1",
     ):
         self.app = app
-        ws: str = "auto",
-        ws_max_size: int = 16 * 1024 * 1024,
-        ws_max_queue: int = 32,
-        ws_ping_interval: float | None = 20.0,
-        ws_ping_timeout: float | None = 20.0,
-        ws_per_message_deflate: bool = True,
         self.host = host
         self.port = port
         self.uds = uds
@@ -251,6 +251,14 @@ class Config:
         self.queue_size = _positive("queue_size", queue_size)
         self.write_high_water = _positive("write_high_water", write_high_water)
         self.read_buffer_limit = _positive("read_buffer_limit", read_buffer_limit)
+        self.ws = _choice("ws", ws, WS_PROTOCOLS)
+        self.ws_max_size = _positive("ws_max_size", ws_max_size)
+        self.ws_max_queue = _positive("ws_max_queue", ws_max_queue)
+        # None or 0 turns keepalive pings (or their timeout) off, as in uvicorn.
+        self.ws_ping_interval = _non_negative("ws_ping_interval", ws_ping_interval or 0) or None
+        self.ws_ping_timeout = _non_negative("ws_ping_timeout", ws_ping_timeout or 0) or None
+        self.ws_per_message_deflate = ws_per_message_deflate
+        self.ws_protocol_class: Any = None
         # TLS: build the context now, so a bad certificate, key or password is
         # a startup error (exit 3), not a failed handshake later.
         self.ssl_keyfile, self.ssl_certfile = ssl_keyfile, ssl_certfile
@@ -281,14 +289,6 @@ class Config:
         self.configure_logging()
 
         if env_file is not None:
-        self.ws = _choice("ws", ws, WS_PROTOCOLS)
-        self.ws_max_size = _positive("ws_max_size", ws_max_size)
-        self.ws_max_queue = _positive("ws_max_queue", ws_max_queue)
-        # None or 0 turns keepalive pings (or their timeout) off, as in uvicorn.
-        self.ws_ping_interval = _non_negative("ws_ping_interval", ws_ping_interval or 0) or None
-        self.ws_ping_timeout = _non_negative("ws_ping_timeout", ws_ping_timeout or 0) or None
-        self.ws_per_message_deflate = ws_per_message_deflate
-        self.ws_protocol_class: Any = None
             logger.info("Loading environment from '%s'", os.fspath(env_file))
             try:
                 load_env_file(env_file)
@@ -392,6 +392,7 @@ class Config:
         except (ImportFromStringError, ImportError) as exc:
             logger.error("Error loading the HTTP protocol %s: %s", self.http, exc)
             sys.exit(STARTUP_FAILURE)
+        self.ws_protocol_class = self._load_ws()
 
         if self.interface == "auto":
             self.interface = "asgi3" if _is_asgi3(app) else "asgi2"
@@ -399,18 +400,10 @@ class Config:
             app = ASGI2Middleware(app)
         if logger.getEffectiveLevel() <= TRACE_LOG_LEVEL:
             app = MessageLoggerMiddleware(app)
-        self.ws_protocol_class = self._load_ws()
 
         self.loaded_app = app
         self.loaded = True
 
-    def _import_app(self) -> Any:
-        try:
-            return import_from_string(self.app)
-        except ImportFromStringError as exc:
-            logger.error("Error loading ASGI app. %s", exc)
-        except Exception as exc:
-            # The module was found but its own code failed while importing.
     def _load_ws(self) -> Any:
         """The WebSocket upgrade hook for HttpCore, or None (requests stay HTTP)."""
         if self.ws == "none":
@@ -424,6 +417,13 @@ class Config:
             return None
         return upgrade
 
+    def _import_app(self) -> Any:
+        try:
+            return import_from_string(self.app)
+        except ImportFromStringError as exc:
+            logger.error("Error loading ASGI app. %s", exc)
+        except Exception as exc:
+            # The module was found but its own code failed while importing.
             logger.error(
                 'Error loading ASGI app. Importing "%s" raised %s',
                 str(self.app).partition(":")[0], _first_line(exc),
