@@ -1,7 +1,7 @@
 # The C-level map of fasterapi._protocol: one HTTP/1.1 connection (HttpCore),
 # one request/response exchange on it (RequestCycle), and the per-event-loop
 # services every connection on that loop shares (LoopState: the dispatch ring,
-# the timeout tick and the cached Date line).
+# the timeout tick, the cached Date line and the pending access-log records).
 #
 # Bodies live in _protocol.pyx; the asyncio-facing subclass is
 # fasterapi.protocol.HttpProtocol.
@@ -49,11 +49,14 @@ cdef class LoopState:
     cdef double now                  # coarse loop time: set by each tick and drain
     cdef long long date_second       # wall-clock second date_line was made for
     cdef readonly bytes date_line    # b"date: <IMF-fixdate>\r\n"
+    cdef list access_pending         # access records of this loop iteration (fasterapi.accesslog)
+    cdef object access_flush         # bound self.flush_access, scheduled by the first record
 
     cdef int push(self, RequestCycle cycle) except -1
     cdef void _refresh_date(self) noexcept
     cdef void add_conn(self, HttpCore conn, double tick) except *
     cdef void remove_conn(self, HttpCore conn) except *
+    cdef int log_access(self, tuple record) except -1
 
 
 cdef class HttpCore:

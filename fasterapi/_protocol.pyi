@@ -8,11 +8,15 @@ def set_direct_dispatch(direct: bool) -> bool:
     """Bypass the per-loop dispatch ring (for benchmarks); returns the old setting."""
 
 class LoopState:
-    """Per event loop: the dispatch ring, the timeout tick, the cached Date line."""
+    """Per event loop: the dispatch ring, the timeout tick, the cached Date line, pending access lines."""
     date_line: bytes
     def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int = 1024) -> None: ...
+    def flush_access(self) -> None:
+        """Emit the pending access records now."""
 
 def loop_state(loop: asyncio.AbstractEventLoop, capacity: int = 1024) -> LoopState: ...
+def flush_access_log(loop: asyncio.AbstractEventLoop) -> None:
+    """Write the access lines `loop` still holds (the server calls it before "Finished server process")."""
 
 class HttpCore:
     """One HTTP/1.1 connection (parse, dispatch, write, time out)."""

@@ -39,10 +39,12 @@ from http import HTTPStatus
 from fasterapi._http import END, HttpParserError
 from fasterapi.tls import tls_extension as _tls_extension
 
-__all__ = ["HttpCore", "RequestCycle", "LoopState", "loop_state", "set_direct_dispatch"]
+from fasterapi.accesslog import emit as _emit_access
+
+__all__ = ["HttpCore", "RequestCycle", "LoopState", "loop_state", "set_direct_dispatch",
+           "flush_access_log"]
 
 error_logger = logging.getLogger("fasterapi.error")
-access_logger = logging.getLogger("fasterapi.access")
 
 # ASGI HTTP connection scope (asgiref "www" spec 2.4).  Shared by the scopes of
 # one connection: apps read it, none we know of write it.
@@ -109,9 +111,21 @@ cpdef LoopState loop_state(object loop, Py_ssize_t capacity=1024):
     return ls
 
 
+def flush_access_log(loop):
+    """Write the access lines ``loop`` still holds now, instead of on its next iteration.
+
+    The server calls this before "Finished server process", so the lines of
+    the last requests are never lost or printed after it.  Safe to call on a
+    loop that never served HTTP.  Call it from the loop's own thread.
+    """
+    cdef LoopState ls = _states.get(loop)
+    if ls is not None:
+        ls.flush_access()
+
+
 cdef class LoopState:
     """What every connection on one event loop shares: the dispatch ring, the
-    timeout tick and the cached Date line."""
+    timeout tick, the cached Date line and the pending access-log records."""
 
     def __cinit__(self, object loop, Py_ssize_t capacity=1024):
         self.ring_ready = False
@@ -128,6 +142,8 @@ cdef class LoopState:
         self.tick = _MAX_TICK
         self.date_second = -1
         self._refresh_date()
+        self.access_pending = []
+        self.access_flush = self.flush_access
 
     def __dealloc__(self):
         cdef void *p
@@ -156,6 +172,25 @@ cdef class LoopState:
             self.drain_scheduled = True
             self.call_soon(self._drain)
         return 1
+
+    cdef int log_access(self, tuple record) except -1:
+        # Rule: the first record of a loop iteration schedules the one flush.
+        # An empty list means none is scheduled, because flush_access empties
+        # it (an early flush_access() may leave one extra, harmless callback).
+        # PERF: one write+flush per iteration and no LogRecord per line: wrk
+        # plaintext with the access log on went from ~58 to ~20 us of server
+        # CPU per request (~20-22 us with it off); see fasterapi.accesslog.
+        if not self.access_pending:
+            self.call_soon(self.access_flush)
+        self.access_pending.append(record)
+        return 0
+
+    def flush_access(self):
+        """Emit the pending access records (scheduled by the first one of an iteration)."""
+        pending = self.access_pending
+        if pending:
+            self.access_pending = []
+            _emit_access(pending)
 
     def _drain(self):
         """Start a task for every queued cycle, then retry blocked connections."""
@@ -740,15 +775,17 @@ cdef object _addr(object a):
 
 
 cdef void _log_access(HttpCore conn, RequestCycle cycle) except *:
-    scope = cycle.scope
-    if scope is None or not access_logger.isEnabledFor(logging.INFO):
+    # One access record, the 5-tuple of fasterapi.logging's contract, queued
+    # on the loop; whether INFO is enabled is decided once per batch.
+    cdef dict scope = cycle.scope
+    if scope is None:
         return
     path = scope["path"]
     qs = scope["query_string"]
     if qs:
         path = path + "?" + qs.decode("latin-1")
-    access_logger.info('%s - "%s %s HTTP/%s" %d', conn.client_str, scope["method"],
-                       path, scope["http_version"], cycle.status)
+    conn.ls.log_access((conn.client_str, scope["method"], path, scope["http_version"],
+                        cycle.status))
 
 
 # -- per request ---------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import Any
 
 import click
 
+from fasterapi._protocol import flush_access_log
 from fasterapi.config import STARTUP_FAILURE, Config
 from fasterapi.lifespan import lifespan_for
 
@@ -109,6 +110,8 @@ class Server:
         await self.startup(sockets=sockets)
         await self.main_loop()
         await self.shutdown(sockets=sockets)
+        # Access lines wait for the end of a loop iteration: write the last ones first.
+        flush_access_log(asyncio.get_running_loop())
         logger.info(
             "Finished server process [%d]", pid,
             extra={"color_message": "Finished server process [" + click.style("%d", fg="cyan") + "]"},
