@@ -21,7 +21,14 @@ from typing import Any
 import click
 
 import fasterapi
-from fasterapi.config import INTERFACES, LIFESPAN_MODES, LOOPS, STARTUP_FAILURE, WS_PROTOCOLS, parse_header
+from fasterapi.config import (
+    INTERFACES,
+    LIFESPAN_MODES,
+    LOOPS,
+    STARTUP_FAILURE,
+    WS_PROTOCOLS,
+    parse_header,
+)
 from fasterapi.logging import LOG_LEVELS
 
 

@@ -4,8 +4,8 @@ Each is a plain ASGI3 callable so the tests see exactly what the server sends
 and receives; the FastAPI/Starlette endpoints live at the bottom.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": FastAPI resolves the endpoint's
+# WebSocket annotation at runtime, and it is imported inside a function.
 import json
 
 
