@@ -65,9 +65,11 @@ cdef class Close:
 cdef class PerMessageDeflate:
     cdef readonly bint server_no_context_takeover
     cdef readonly bint client_no_context_takeover
-    cdef readonly int server_max_window_bits    # our compressor's window
+    cdef readonly int server_max_window_bits    # agreed bound on our window
     cdef readonly int client_max_window_bits    # what we told the client (15: unset)
     cdef readonly int level                     # zlib level of compress()
+    cdef readonly int window_bits               # our compressor's window (<= the bound)
+    cdef readonly int mem_level                 # our compressor's zlib memLevel
     cdef object _compressor                     # zlib.Compress, reused unless no takeover
     cdef object _decompressor                   # zlib.Decompress, idem for the client
 

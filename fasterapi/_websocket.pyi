@@ -54,6 +54,10 @@ class PerMessageDeflate:
     def client_max_window_bits(self) -> int: ...
     @property
     def level(self) -> int: ...
+    @property
+    def window_bits(self) -> int: ...
+    @property
+    def mem_level(self) -> int: ...
     def __init__(
         self,
         *,
@@ -62,10 +66,17 @@ class PerMessageDeflate:
         server_max_window_bits: int = 15,
         client_max_window_bits: int = 15,
         level: int = 6,
+        window_bits: int = 12,
+        mem_level: int = 5,
     ) -> None: ...
     @staticmethod
     def negotiate(
-        offer_header: str | bytes | None, *, enabled: bool = True
+        offer_header: str | bytes | None,
+        *,
+        enabled: bool = True,
+        level: int = 6,
+        window_bits: int = 12,
+        mem_level: int = 5,
     ) -> tuple[str, PerMessageDeflate] | None: ...
     def compress(self, payload: Buffer) -> bytes: ...
     def decompress(self, payload: Buffer, max_size: int | None = None) -> bytes: ...

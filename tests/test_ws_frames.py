@@ -472,7 +472,8 @@ def test_inflate_what_websockets_clients_send(bits, takeover):
 @pytest.mark.parametrize("bits", [9, 11, 13, 15])
 @pytest.mark.parametrize("takeover", [True, False])
 def test_websockets_clients_inflate_what_we_send(bits, takeover):
-    ours = PerMessageDeflate(server_no_context_takeover=not takeover, server_max_window_bits=bits)
+    ours = PerMessageDeflate(server_no_context_takeover=not takeover, server_max_window_bits=bits,
+                             window_bits=bits, mem_level=9 if bits > 12 else 5)
     client = ws_deflate(remote_nct=not takeover, remote_bits=bits)
     w = FrameWriter(ours)
     for m in MESSAGES:
@@ -487,6 +488,22 @@ def test_websockets_clients_inflate_what_we_send(bits, takeover):
 def _payload(frame: bytes) -> bytes:
     n = frame[1] & 0x7F
     return frame[2 + {126: 2, 127: 8}.get(n, 0):]
+
+
+def test_compressor_window_never_exceeds_the_agreed_bound():
+    assert PerMessageDeflate(server_max_window_bits=10).window_bits == 10
+    assert PerMessageDeflate(window_bits=15).window_bits == 15
+    _, ext = PerMessageDeflate.negotiate("permessage-deflate; server_max_window_bits=9",
+                                         window_bits=14, mem_level=8, level=1)
+    assert (ext.window_bits, ext.mem_level, ext.level) == (9, 8, 1)
+    # A 9-bit client window inflates it: no back-reference reaches further.
+    msg = os.urandom(300) * 20
+    client = zlib.decompressobj(-9)
+    assert client.decompress(ext.compress(msg) + b"\x00\x00\xff\xff") == msg
+    for bad in ({"window_bits": 8}, {"mem_level": 0}, {"level": 10},
+                {"server_max_window_bits": 8}, {"client_max_window_bits": 16}):
+        with pytest.raises(ValueError):
+            PerMessageDeflate(**bad)
 
 
 def test_round_trip_with_context_takeover_shrinks_repeats():
