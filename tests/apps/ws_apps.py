@@ -139,3 +139,16 @@ def _starlette_app():
 
 fastapi_app = _fastapi_app()
 starlette_app = _starlette_app()
+
+
+async def plain_echo(scope, receive, send):
+    """Echo every message unchanged, nothing else (the Autobahn fuzzing target)."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        msg = await receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": msg.get("text"), "bytes": msg.get("bytes")})
