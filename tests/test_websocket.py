@@ -385,3 +385,36 @@ async def test_sigterm_closes_open_websocket_with_1012(serve):
     assert ws.close_code == 1012
     await asyncio.to_thread(server.proc.wait, 10)
     assert server.proc.returncode == 0
+
+
+# -- pieces --
+
+def test_accept_key_rfc_example():
+    from fasterapi.websocket import accept_key
+
+    # RFC 6455 §1.3's worked example.
+    assert accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_config_ws_options():
+    from fasterapi.config import Config
+
+    cfg = Config("x:y", ws="wsproto", ws_ping_interval=0, ws_ping_timeout=None, log_config=None)
+    assert (cfg.ws, cfg.ws_ping_interval, cfg.ws_ping_timeout) == ("wsproto", None, None)
+    with pytest.raises(ValueError):
+        Config("x:y", ws="tornado", log_config=None)
+    with pytest.raises(ValueError):
+        Config("x:y", ws_max_size=0, log_config=None)
+
+
+async def test_plain_asyncio_loop(serve):
+    # set_protocol() from the BufferedProtocol to ours on the stdlib loop too.
+    server = serve("ws_apps:echo", "--loop", "asyncio")
+    async with connect(url(server)) as ws:
+        big = os.urandom(300_000)
+        await ws.send(big)
+        assert await ws.recv() == big
+        await ws.send("close:4003:done")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == 4003
