@@ -917,11 +917,14 @@ cdef class FrameParser:
             d = <const unsigned char *>PyBytes_AS_STRING(chunk)
             n = PyBytes_GET_SIZE(chunk)
             if self._fin and self._msg.end == 0:
-                # A compressed message in one frame: no reassembly copy.
-                self._msg_opcode = 0
+                # Nothing reassembled yet (one frame, or earlier fragments
+                # that inflated to nothing): no reassembly copy.  The type is
+                # the message's, not this frame's (it may be a continuation).
                 self._deflate._end_inbound()
-                if self._opcode == OP_BINARY:
+                if self._msg_opcode == OP_BINARY:
+                    self._msg_opcode = 0
                     return _binary(chunk)
+                self._msg_opcode = 0
                 try:
                     return _text(PyUnicode_DecodeUTF8(<const char *>d, n, NULL))
                 except UnicodeDecodeError:

@@ -717,3 +717,31 @@ def test_writer_output_read_by_websockets(messages):
         assert frame.fin
         assert frame.data == (m.encode() if isinstance(m, str) else m)
         assert frame.opcode == (frames.Opcode.TEXT if isinstance(m, str) else frames.Opcode.BINARY)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=400), st.lists(st.integers(0, 400),
+                                                                           max_size=3)),
+                min_size=1, max_size=5),
+       st.booleans(), st.integers(0, 2**32))
+def test_random_compressed_streams(messages, takeover, seed):
+    """Deflated messages (context kept or not) cut into fragments anywhere in
+    their compressed bytes, with pings between them, split anywhere."""
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    data, expected = b"", []
+    for as_text, raw, cuts in messages:
+        if as_text:
+            raw = raw.decode("latin-1").encode()      # any bytes -> valid UTF-8
+        if not takeover:
+            comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        z = (comp.compress(raw) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        bounds = [0, *sorted(c for c in cuts if c <= len(z)), len(z)]
+        for i, (a, b) in enumerate(pairwise(bounds)):
+            last = i == len(bounds) - 2
+            data += masked((1 if as_text else 2) if i == 0 else 0, z[a:b], fin=last, rsv1=i == 0)
+            if not last:
+                data += masked(9, b"%d" % i)
+                expected.append(Ping(b"%d" % i))
+        expected.append(TextMessage(raw.decode()) if as_text else BytesMessage(raw))
+    ext = PerMessageDeflate(client_no_context_takeover=not takeover)
+    assert parse(data, "random", seed=seed, deflate=ext) == (expected, None)
