@@ -15,6 +15,7 @@ class LoopState:
         """Emit the pending access records now."""
 
 def loop_state(loop: asyncio.AbstractEventLoop, capacity: int = 1024) -> LoopState: ...
+def dispatch_queue_depth(loop: asyncio.AbstractEventLoop) -> int: ...
 def flush_access_log(loop: asyncio.AbstractEventLoop) -> None:
     """Write the access lines `loop` still holds (the server calls it before "Finished server process")."""
 

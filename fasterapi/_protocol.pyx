@@ -24,7 +24,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF
 
-from fasterapi._queue cimport spsc_init, spsc_free, spsc_try_push, spsc_try_pop
+from fasterapi._queue cimport spsc_init, spsc_free, spsc_try_push, spsc_try_pop, spsc_size
 from fasterapi._http cimport PS_DEAD, RequestHead, RequestParser
 from fasterapi._response cimport ResponseBuilder
 
@@ -100,6 +100,17 @@ cdef inline object _next_event(RequestParser parser):
 # -- per event loop ------------------------------------------------------------
 
 _states = weakref.WeakKeyDictionary()
+
+
+def dispatch_queue_depth(loop):
+    """Requests parsed on ``loop`` and waiting in its dispatch ring for a task (0 if none).
+
+    Read by fasterapi.metrics at scrape time, on the loop's own thread.
+    """
+    cdef LoopState ls = _states.get(loop)
+    if ls is None or not ls.ring_ready:
+        return 0
+    return spsc_size(&ls.ring)
 
 
 cpdef LoopState loop_state(object loop, Py_ssize_t capacity=1024):

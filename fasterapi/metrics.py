@@ -134,14 +134,26 @@ class Collector:
         state = self.server_state
         yield GaugeMetricFamily(
             "fasterapi_open_connections", "Open HTTP connections.", value=len(state.connections))
-        # The dispatch ring itself is not readable from Python; app tasks
-        # started and not finished are the backlog an operator can act on.
         yield GaugeMetricFamily(
             "fasterapi_app_tasks", "App tasks running (requests being handled).",
             value=len(state.tasks))
+        yield GaugeMetricFamily(
+            "fasterapi_dispatch_queue_depth",
+            "Parsed requests waiting in the dispatch ring for an app task.",
+            value=_queue_depth())
         yield CounterMetricFamily(
             "fasterapi_worker_restarts", "Worker processes restarted by the supervisor.",
             value=stats.worker_restarts)
+
+
+def _queue_depth() -> int:
+    from fasterapi._protocol import dispatch_queue_depth
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:   # collected outside the server's loop (tests, a foreign registry user)
+        return 0
+    return dispatch_queue_depth(loop)
 
 
 _registered: Collector | None = None

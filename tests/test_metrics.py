@@ -38,6 +38,8 @@ def test_scrape_counts_requests(serve):
     assert _sample(text, "fasterapi_request_duration_seconds_count") == 9
     assert _sample(text, "fasterapi_open_connections") == 1   # the httpx keep-alive connection
     assert _sample(text, "fasterapi_worker_restarts_total") == 0
+    assert _sample(text, "fasterapi_dispatch_queue_depth") == 0
+    assert _sample(text, "fasterapi_app_tasks") == 0
     assert "Prometheus metrics on http://127.0.0.1:" in proc.output()
     assert httpx.get(f"http://127.0.0.1:{mport}/other").status_code == 404
 
