@@ -91,6 +91,7 @@ cdef class HttpCore:
     cdef dict scope_base             # copied by the parser into each scope
     cdef object client               # (host, port) or None
     cdef object proxy                # fasterapi.proxy.ProxyTrust if the peer is a trusted proxy
+    cdef dict tls                    # the ASGI tls extension of this TLS connection, or None
     cdef str client_str              # "host:port" for the access log
     cdef bytearray rbuf              # uvloop reads straight into this
     cdef object rview                # memoryview(rbuf)

@@ -357,10 +357,9 @@ cdef class HttpCore:
         }
         config = self.config
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            # Once per connection; its requests share it (fasterapi.tls).
-            self.scope_base["extensions"] = {
-                "tls": _tls_extension(ssl_object, getattr(config, "ssl_server_cert", None))}
+        # Once per connection; its requests share it (fasterapi.tls).
+        self.tls = None if ssl_object is None else _tls_extension(
+            ssl_object, getattr(config, "ssl_server_cert", None))
         trust = getattr(config, "proxy_trust", None)
         self.proxy = None if trust is None else trust.for_peer(self.client, sock)
         self.parser = RequestParser(
@@ -541,6 +540,9 @@ cdef class HttpCore:
             scope["raw_path"] = self.root_path_b + scope["raw_path"]
         if self.app_state is not None:
             scope["state"] = self.app_state.copy()
+        if self.tls is not None:
+            # A fresh outer dict per request: middleware may add extensions.
+            scope["extensions"] = {"tls": self.tls}
         if self.proxy is not None and _has_proxy_header(<list>scope["headers"]):
             # Only connections from a trusted proxy get here (fasterapi.proxy).
             self.proxy.rewrite(scope)

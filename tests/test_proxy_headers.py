@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
+import httpx
 import pytest
 
 from fasterapi.proxy import ProxyTrust, parse_forwarded
@@ -163,4 +165,37 @@ def test_cli_no_proxy_headers(serve):
     proc = serve("ops_scope:app", "--no-proxy-headers")
     body = _get(proc.port, XFF)
     assert body["client"][0] == "127.0.0.1"
+    assert body["scheme"] == "http"
+
+
+def _uds_get(path, headers: dict[str, str]) -> dict:
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as client:
+        return client.get("http://app/", headers=headers).json()
+
+
+def _wait_for_socket(proc, path) -> None:
+    deadline = time.monotonic() + 15
+    while not path.exists():
+        assert proc.proc.poll() is None, proc.output()
+        assert time.monotonic() < deadline, proc.output()
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("allow", ["unix:", "{path}"])
+def test_cli_unix_socket_peer(serve, tmp_path, allow):
+    path = tmp_path / "app.sock"
+    proc = serve("ops_scope:app", "--uds", str(path),
+                 "--forwarded-allow-ips", allow.format(path=path), ready=False)
+    _wait_for_socket(proc, path)
+    body = _uds_get(path, XFF)
+    assert body["client"] == ["198.51.100.2", 0]
+    assert body["scheme"] == "https"
+
+
+def test_cli_unix_socket_peer_untrusted(serve, tmp_path):
+    path = tmp_path / "app.sock"
+    proc = serve("ops_scope:app", "--uds", str(path), ready=False)   # default: 127.0.0.1 only
+    _wait_for_socket(proc, path)
+    body = _uds_get(path, XFF)
+    assert body["client"] is None
     assert body["scheme"] == "http"

@@ -55,6 +55,7 @@ def test_https_scheme_and_tls_extension(serve, pki):
     # TLS 1.3 suites: 0x1301-0x1305 (RFC 8446 appendix B.4).
     assert 0x1301 <= tls["cipher_suite"] <= 0x1305
     assert second["tls"] == tls
+    assert first["extensions_is_fresh"] and second["extensions_is_fresh"]
     assert "https://127.0.0.1" in proc.output()
 
 

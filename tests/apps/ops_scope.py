@@ -19,7 +19,12 @@ async def app(scope, receive, send):
         "server": list(scope["server"]) if scope.get("server") else None,
         "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]],
         "tls": scope.get("extensions", {}).get("tls"),
+        # Each request gets its own extensions dict: a mark left by the
+        # previous request on this connection must not show up here.
+        "extensions_is_fresh": "ops_scope.seen" not in scope.get("extensions", {}),
     }
+    if "extensions" in scope:
+        scope["extensions"]["ops_scope.seen"] = True
     status = 200
     if scope["path"].startswith("/status/"):
         status = int(scope["path"].rsplit("/", 1)[1])
