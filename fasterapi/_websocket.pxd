@@ -98,9 +98,13 @@ cdef class FrameParser:
         unsigned char _key[4]
         Py_ssize_t _hlen        # header bytes
         Py_ssize_t _plen        # payload bytes
+        Py_ssize_t _done        # payload bytes unmasked and UTF-8 checked
+                                # while the rest of the frame was due
+        bint _early             # text, uncompressed: check it as it arrives
         object _error           # the WebSocketError that killed the parser
 
     cdef int _parse_header(self) except -1
+    cdef int _early_text(self) except -1
     cdef object _frame(self)
     cdef object _data_frame(self, unsigned char *p, Py_ssize_t n)
     cdef object _control_frame(self, unsigned char *p, Py_ssize_t n)

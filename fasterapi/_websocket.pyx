@@ -15,12 +15,14 @@ Rules this module keeps:
    ``next_event()`` raises the same error and ``feed()`` drops its input.
 2. Every rule is checked at the earliest byte that decides it: the first two
    header bytes (opcode, RSV bits, MASK, control-frame rules), the extended
-   length (``max_size``, before any payload is buffered), and for text the
-   fragment where the UTF-8 first becomes impossible to complete (Autobahn
-   6.x), so the verdict does not depend on how TCP split the stream.
+   length (``max_size``, before any payload is buffered), and for
+   uncompressed text the read that brings the first byte after which the
+   UTF-8 cannot be completed, even in the middle of a frame (Autobahn 6.x);
+   compressed text fails at the fragment that inflates to such a byte.
 3. Header bytes are re-read from the buffer until the header is complete (at
-   most 14 bytes, so a drip costs O(1) per byte); a payload is processed once,
-   when all of it is here.
+   most 14 bytes, so a drip costs O(1) per byte).  A payload is processed
+   once: when all of it is here, except that the part of an uncompressed
+   text frame already here is unmasked and checked at each next_event().
 4. After the peer's Close is returned the parser reads nothing more (RFC 6455
    §5.5.1: no data follows a Close).
 
@@ -227,12 +229,12 @@ cdef void _mask(unsigned char *p, Py_ssize_t n, const unsigned char *key,
 
 
 cdef inline void _mask_maybe_nogil(unsigned char *p, Py_ssize_t n,
-                                   const unsigned char *key) noexcept:
+                                   const unsigned char *key, Py_ssize_t phase) noexcept:
     if n >= NOGIL_MIN_MASK:
         with nogil:
-            _mask(p, n, key, 0)
+            _mask(p, n, key, phase)
     else:
-        _mask(p, n, key, 0)
+        _mask(p, n, key, phase)
 
 
 def apply_mask(data, mask) -> bytes:
@@ -252,7 +254,7 @@ def apply_mask(data, mask) -> bytes:
     finally:
         PyBuffer_Release(&view)
     _mask_maybe_nogil(<unsigned char *>PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out),
-                      <const unsigned char *>PyBytes_AS_STRING(km))
+                      <const unsigned char *>PyBytes_AS_STRING(km), 0)
     return out
 
 
@@ -743,6 +745,8 @@ cdef class FrameParser:
                         return None
                 if self._state == WS_PAYLOAD:
                     if self._buf.end - self._buf.start < self._plen:
+                        if self._early:
+                            self._early_text()
                         return None
                     ev = self._frame()
                     if ev is not None:
@@ -833,11 +837,32 @@ cdef class FrameParser:
         self._fin = fin
         self._rsv1 = rsv1
         self._masked = masked
+        self._done = 0
+        if opcode == OP_TEXT or opcode == OP_BINARY:
+            _utf8_reset(&self._utf8)
+        self._early = ((opcode == OP_TEXT and not rsv1)
+                       or (opcode == OP_CONT and self._msg_opcode == OP_TEXT
+                           and not self._msg_compressed))
         self._hlen = hlen
         self._plen = <Py_ssize_t>plen
         self._buf.start += hlen
         self._state = WS_PAYLOAD
         return 1
+
+    cdef int _early_text(self) except -1:
+        """Unmask and UTF-8 check the part of a text frame that is here, so
+        invalid text fails at the read that brings it, not when the frame
+        ends (Autobahn 6.4.3/6.4.4 "fail fast").  Each byte is done once."""
+        cdef unsigned char *p = self._buf.data + self._buf.start + self._done
+        cdef Py_ssize_t n = self._buf.end - self._buf.start - self._done
+        if n <= 0:
+            return 0
+        if self._masked:
+            _mask(p, n, self._key, self._done)
+        if _utf8_feed(&self._utf8, p, n) >= 0:
+            self._fail(1007, "invalid UTF-8 in a text message")
+        self._done += n
+        return 0
 
     cdef object _frame(self):
         """The whole payload is buffered: unmask it in place, consume it and
@@ -845,7 +870,7 @@ cdef class FrameParser:
         cdef unsigned char *p = self._buf.data + self._buf.start
         cdef Py_ssize_t n = self._plen
         if self._masked:
-            _mask_maybe_nogil(p, n, self._key)
+            _mask_maybe_nogil(p + self._done, n - self._done, self._key, self._done)
         self._buf.start += n
         self._state = WS_HEADER
         if self._opcode >= OP_CLOSE:
@@ -890,7 +915,7 @@ cdef class FrameParser:
         return close
 
     cdef object _data_frame(self, unsigned char *p, Py_ssize_t n):
-        cdef Py_ssize_t room
+        cdef Py_ssize_t room, skip
         cdef const unsigned char *d
         cdef bytes chunk
         if self._opcode != OP_CONT:
@@ -908,7 +933,6 @@ cdef class FrameParser:
             self._msg_compressed = self._rsv1
             self._msg_wire = 0
             self._msg.start = self._msg.end = 0
-            _utf8_reset(&self._utf8)
         self._msg_wire += n
         if self._msg_compressed:
             room = self._max_size - self._msg.end
@@ -932,8 +956,10 @@ cdef class FrameParser:
         else:
             d = p
         if self._msg_opcode == OP_TEXT:
-            # Autobahn 6.x: fail at the fragment where the text turns invalid.
-            if _utf8_feed(&self._utf8, d, n) >= 0:
+            # Autobahn 6.x: fail at the fragment where the text turns invalid
+            # (the first _done bytes of an uncompressed one are checked).
+            skip = 0 if self._msg_compressed else self._done
+            if _utf8_feed(&self._utf8, d + skip, n - skip) >= 0:
                 self._fail(1007, "invalid UTF-8 in a text message")
             if self._fin and self._utf8.need:
                 self._fail(1007, "text message ends inside a UTF-8 sequence")
@@ -984,7 +1010,7 @@ cdef bytes _build(int b0, const unsigned char *payload, Py_ssize_t n,
     if n:
         memcpy(o + hlen, payload, n)
         if key != NULL:
-            _mask_maybe_nogil(o + hlen, n, key)
+            _mask_maybe_nogil(o + hlen, n, key, 0)
     return out
 
 

@@ -434,6 +434,40 @@ def test_parser_fails_text_at_the_earliest_fragment(chunks):
     assert ev == TextMessage(b"".join(chunks).decode())
 
 
+@SETTINGS
+@given(split_bytes(), st.booleans())
+def test_text_fails_at_the_read_that_breaks_it(chunks, fragmented):
+    # One frame (or a first empty fragment, then one continuation frame)
+    # arriving in pieces: Autobahn 6.4.3/6.4.4 want the failure at the piece
+    # that brings the bad byte, before the frame ends.
+    expected = oracle_failing_fragment(chunks)
+    payload = b"".join(chunks)
+    head = masked(1, b"", fin=False) if fragmented else b""
+    frame = masked(0 if fragmented else 1, payload)
+    header_len = len(frame) - len(payload)
+    p = FrameParser()
+    p.feed(head + frame[:header_len])
+    ev = p.next_event()
+    if not payload:
+        assert ev == TextMessage("")
+        return
+    assert ev is None
+    at, got = header_len, None
+    # The frame ends with its last byte: a failure "at the end" comes there.
+    last = max(i for i, c in enumerate(chunks) if c)
+    for i, c in enumerate(chunks):
+        p.feed(frame[at:at + len(c)])
+        at += len(c)
+        try:
+            got = p.next_event() or got
+        except WebSocketError as exc:
+            assert exc.code == 1007
+            assert i == min(expected, last)
+            return
+    assert expected == -1
+    assert got == TextMessage(payload.decode())
+
+
 def test_utf8_known_cases():
     assert _utf8_check([b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"]) == -1
     assert _utf8_check([b"\xce\xba\xe1", b"\xbd\xb9"]) == -1
