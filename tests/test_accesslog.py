@@ -103,6 +103,8 @@ def counts():
 @pytest.mark.parametrize("use_colors", [False, True])
 def test_fast_lines_equal_formatter_lines(use_colors):
     assert accesslog.format_lines(RECORDS, use_colors) == slow_lines(RECORDS, use_colors)
+    for record in RECORDS:  # a batch of one has its own shortcut
+        assert accesslog.format_lines([record], use_colors) == slow_lines([record], use_colors)
 
 
 def test_plain_lines_look_like_uvicorns():
