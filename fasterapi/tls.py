@@ -76,7 +76,9 @@ def create_ssl_context(
         raise ValueError("--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs to verify client certificates")
     ctx = ssl.SSLContext(ssl_version)
     ctx.minimum_version = MIN_VERSIONS[min_version]
-    ctx.load_cert_chain(certfile, keyfile, (lambda: password) if password else None)
+    # Always a callback: without one, OpenSSL would prompt on the terminal for
+    # an encrypted key and a server start would hang waiting for input.
+    ctx.load_cert_chain(certfile, keyfile, lambda: password or "")
     ctx.verify_mode = ssl.VerifyMode(cert_reqs)
     if ca_certs:
         ctx.load_verify_locations(ca_certs)

@@ -141,3 +141,21 @@ def test_client_cert_name_is_rfc4514():
     # RFC 4514 section 2.1: last RDN first; section 2.4: escapes.
     assert tls["client_cert_name"] == "CN=\\ x,O=A\\, B\\+C,C=DE"
     assert tls["cipher_suite"] == 0x1301
+
+
+def test_encrypted_key_needs_the_password(pki, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    _, server_cert, paths = pki
+    key = serialization.load_pem_private_key(server_cert.private_key_pem.bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"s3cret"),
+    ))
+    ctx = create_ssl_context(paths["cert"], encrypted, "s3cret")
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        create_ssl_context(paths["cert"], encrypted, "wrong")
+    with pytest.raises(ssl.SSLError):   # no password: an error, never a prompt
+        create_ssl_context(paths["cert"], encrypted)
