@@ -31,10 +31,14 @@ UVICORN_OPTIONS = [
     "--limit-max-requests", "--timeout-keep-alive", "--timeout-graceful-shutdown",
     "--server-header", "--no-server-header", "--date-header", "--no-date-header", "--header",
     "--loop",
+    "--ssl-keyfile", "--ssl-certfile", "--ssl-keyfile-password", "--ssl-version",
+    "--ssl-cert-reqs", "--ssl-ca-certs", "--ssl-ciphers", "--proxy-headers", "--no-proxy-headers",
+    "--forwarded-allow-ips",
 ]
 OUR_OPTIONS = [
     "--timeout-request-header", "--timeout-request-body", "--max-request-line",
     "--max-header-bytes", "--max-headers", "--max-body-size", "--queue-size",
+    "--ssl-min-version", "--metrics-port", "--metrics-host",
 ]
 
 
