@@ -267,6 +267,11 @@ class WebSocketProtocol(asyncio.Protocol):
     async def _run(self) -> None:
         try:
             result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            # Our own "peer is gone" from send(), left unhandled: that is
+            # the normal end of a socket the client closed (uvicorn too
+            # ends such an app quietly).
+            error_logger.debug("WebSocket app ended by a send after the client closed")
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 error_logger.error("Exception in ASGI application", exc_info=exc)
