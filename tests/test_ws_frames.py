@@ -326,6 +326,15 @@ def test_mask_all_lengths_and_alignments():
             assert apply_mask(view, KEY) == ref_mask(bytes(view), KEY)
 
 
+def test_client_frames_mask_every_length():
+    base = os.urandom(200)
+    for n in list(range(71)) + [125, 126, 65535, 65536]:
+        payload = (base * (n // 200 + 1))[:n]
+        frame = build_frame(2, payload, mask=KEY)
+        assert frame[frame.index(KEY) + 4:] == ref_mask(payload, KEY)
+        assert parse(frame) == ([BytesMessage(payload)], None)
+
+
 def test_parser_unmasks_odd_lengths_at_odd_offsets():
     # Frames after a 1..7-byte frame start at every alignment in the buffer.
     rng = random.Random(7)
