@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
 import time
 
@@ -114,3 +116,15 @@ def test_nginx_untrusted_without_allow_list(serve, nginx):
     with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as client:
         body = client.get(f"http://127.0.0.1:{port}/").json()
     assert body["client"][0] == "127.0.0.1"   # nginx itself: it is not trusted
+
+
+def test_nginx_websocket_upgrade(serve, nginx):
+    from websockets.sync.client import connect
+
+    app = serve("ops_scope:app")
+    port = nginx(app.port)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+    with connect(f"ws://127.0.0.1:{port}/", sock=sock) as ws:
+        body = json.loads(ws.recv(timeout=5))
+    assert body["client"] == ["127.0.0.2", 0]
+    assert body["scheme"] == "ws"

@@ -199,3 +199,13 @@ def test_cli_unix_socket_peer_untrusted(serve, tmp_path):
     body = _uds_get(path, XFF)
     assert body["client"] is None
     assert body["scheme"] == "http"
+
+
+def test_cli_websocket_through_proxy(serve):
+    from websockets.sync.client import connect
+
+    proc = serve("ops_scope:app")
+    with connect(f"ws://127.0.0.1:{proc.port}/", additional_headers=XFF) as ws:
+        body = json.loads(ws.recv(timeout=5))
+    assert body["client"] == ["198.51.100.2", 0]
+    assert body["scheme"] == "wss"

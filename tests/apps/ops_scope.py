@@ -4,7 +4,10 @@ import json
 
 
 async def app(scope, receive, send):
-    """Echo client, scheme, server, headers and the tls extension (lifespan: accept)."""
+    """Echo client, scheme, server, headers and the tls extension (lifespan: accept).
+
+    A WebSocket gets one text message with client, scheme and tls, then a close.
+    """
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -13,6 +16,16 @@ async def app(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps({
+            "client": list(scope["client"]) if scope.get("client") else None,
+            "scheme": scope["scheme"],
+            "tls": scope.get("extensions", {}).get("tls"),
+        })})
+        await send({"type": "websocket.close", "code": 1000})
+        return
     body = {
         "client": list(scope["client"]) if scope.get("client") else None,
         "scheme": scope["scheme"],
