@@ -20,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ["bench_queue", "bench_pool", "bench_response", "bench_parser"]
+SECTIONS = ["bench_queue", "bench_pool", "bench_response", "bench_parser", "bench_websocket_frames"]
 BEGIN, END = "<!-- primitives:begin -->", "<!-- primitives:end -->"
 
 
