@@ -92,6 +92,7 @@ cdef class HttpCore:
     cdef object client               # (host, port) or None
     cdef object proxy                # fasterapi.proxy.ProxyTrust if the peer is a trusted proxy
     cdef dict tls                    # the ASGI tls extension of this TLS connection, or None
+    cdef object metrics              # fasterapi.metrics.Stats with --metrics-port, else None
     cdef str client_str              # "host:port" for the access log
     cdef bytearray rbuf              # uvloop reads straight into this
     cdef object rview                # memoryview(rbuf)
@@ -153,6 +154,7 @@ cdef class RequestCycle:
     cdef long long expected_len      # Content-Length from the app, -1 none
     cdef long long sent_len          # body bytes the app sent
     cdef object raised               # the RuntimeError we raised to the app
+    cdef double t0                   # perf_counter() at the request head (only with metrics)
 
     cdef int _start(self) except -1
     cdef int _send(self, object message) except -1

@@ -362,6 +362,7 @@ cdef class HttpCore:
             ssl_object, getattr(config, "ssl_server_cert", None))
         trust = getattr(config, "proxy_trust", None)
         self.proxy = None if trust is None else trust.for_peer(self.client, sock)
+        self.metrics = getattr(config, "metrics_stats", None)
         self.parser = RequestParser(
             self.scope_base,
             max_request_line=config.max_request_line,
@@ -540,6 +541,8 @@ cdef class HttpCore:
             scope["raw_path"] = self.root_path_b + scope["raw_path"]
         if self.app_state is not None:
             scope["state"] = self.app_state.copy()
+        if self.metrics is not None:
+            cycle.t0 = _perf_counter()
         if self.tls is not None:
             # A fresh outer dict per request: middleware may add extensions.
             scope["extensions"] = {"tls": self.tls}
@@ -625,6 +628,8 @@ cdef class HttpCore:
         self.deadline_kind = DL_NONE
         if self.access_log:
             _log_access(self, cycle)
+        if self.metrics is not None:
+            _observe(self, cycle)
         if not cycle.keep_alive or self.shutting_down:
             self._flush()
             self._close()
@@ -788,6 +793,17 @@ cdef object _addr(object a):
 
 
 cdef frozenset _PROXY_NAMES = frozenset((b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"))
+cdef object _perf_counter = time.perf_counter
+
+
+cdef int _observe(HttpCore conn, RequestCycle cycle) except -1:
+    # --metrics-port: plain counters on the loop, turned into Prometheus
+    # families only at scrape time (fasterapi.metrics).  PERF: ~1-2 us less
+    # per request than wrapping the app.
+    cdef dict scope = cycle.scope
+    if scope is not None:
+        conn.metrics.observe(scope["method"], cycle.status, _perf_counter() - cycle.t0)
+    return 0
 
 
 cdef bint _has_proxy_header(list headers) except -1:

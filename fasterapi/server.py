@@ -135,8 +135,8 @@ class Server:
             from fasterapi.metrics import start_metrics_server
 
             try:
-                # Before the HTTP listeners: it wraps config.loaded_app, which
-                # every new connection reads.
+                # Before the HTTP listeners: it sets config.metrics_stats,
+                # which every new connection reads.
                 self.servers.append(await start_metrics_server(config, self.server_state))
             except (ImportError, OSError) as exc:
                 logger.error("%s", exc)

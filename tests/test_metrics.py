@@ -27,6 +27,7 @@ def test_scrape_counts_requests(serve):
         for _ in range(3):
             assert client.get("/status/404").status_code == 404
         assert client.post("/status/201", content=b"x").status_code == 201
+        assert client.get("/raise").status_code == 500
         metrics = httpx.get(f"http://127.0.0.1:{mport}/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
@@ -34,8 +35,9 @@ def test_scrape_counts_requests(serve):
     assert _sample(text, 'fasterapi_requests_total{method="GET",status="200"}') == 5
     assert _sample(text, 'fasterapi_requests_total{method="GET",status="404"}') == 3
     assert _sample(text, 'fasterapi_requests_total{method="POST",status="201"}') == 1
-    assert _sample(text, 'fasterapi_request_duration_seconds_bucket{le="+Inf"}') == 9
-    assert _sample(text, "fasterapi_request_duration_seconds_count") == 9
+    assert _sample(text, 'fasterapi_requests_total{method="GET",status="500"}') == 1
+    assert _sample(text, 'fasterapi_request_duration_seconds_bucket{le="+Inf"}') == 10
+    assert _sample(text, "fasterapi_request_duration_seconds_count") == 10
     assert _sample(text, "fasterapi_open_connections") == 1   # the httpx keep-alive connection
     assert _sample(text, "fasterapi_worker_restarts_total") == 0
     assert _sample(text, "fasterapi_dispatch_queue_depth") == 0

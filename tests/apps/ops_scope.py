@@ -39,6 +39,8 @@ async def app(scope, receive, send):
     if "extensions" in scope:
         scope["extensions"]["ops_scope.seen"] = True
     status = 200
+    if scope["path"] == "/raise":
+        raise RuntimeError("ops_scope: /raise")
     if scope["path"].startswith("/status/"):
         status = int(scope["path"].rsplit("/", 1)[1])
     data = json.dumps(body).encode()
