@@ -27,8 +27,12 @@ from typing import Any
 
 __all__ = ["ProxyTrust", "parse_forwarded"]
 
-# Bounded memo of trust decisions: one entry per distinct peer/hop address.
+# Bounded memos: trust decisions per peer/hop address, and (client, scheme)
+# per combination of header values.  Keys longer than these are not memoized,
+# so the memos stay small whatever a client puts in its headers.
 _CACHE_SIZE = 1024
+_MEMO_KEY_MAX = 64
+_MEMO_VALUES_MAX = 256
 
 _NAMES = frozenset((b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"))
 _PROTOS = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
@@ -160,12 +164,22 @@ class ProxyTrust:
             return self if isinstance(sockname, str) and sockname in self.literals else None
         return self if self.trusts(client[0]) else None
 
-    def _client_from(self, hops: list[tuple[str, int]]) -> tuple[str, int] | None:
+    def _hop_trusted(self, host: str) -> bool:
+        # Hops come from the client's side of the chain: only address-sized
+        # strings enter the memo, so long junk cannot fill it with big keys.
+        return self.trusts(host) if len(host) <= _MEMO_KEY_MAX else self._trusts(host)
+
+    def _client_from(self, items: list[str]) -> tuple[str, int] | None:
         # Rightmost hop that is not a trusted proxy; all trusted: the leftmost.
-        for host, port in reversed(hops):
-            if not self.trusts(host):
-                return host, port
-        return hops[0] if hops else None
+        # Parsed lazily from the right: the walk usually stops at the first hop.
+        node = None
+        for item in reversed(items):
+            if not item.strip():
+                continue
+            node = _split_node(item)
+            if not self._hop_trusted(node[0]):
+                return node
+        return node
 
     def rewrite(self, scope: dict[str, Any]) -> None:
         """Set ``scope["client"]`` and ``scope["scheme"]`` from the proxy headers, if any.
@@ -192,7 +206,10 @@ class ProxyTrust:
             return
         get = found.get
         forwarded, xff, xfp = get(b"forwarded"), get(b"x-forwarded-for"), get(b"x-forwarded-proto")
-        client, proto = self._resolve(forwarded, xff, xfp)
+        size = len(forwarded or b"") + len(xff or b"") + len(xfp or b"")
+        # Bounded memo with small keys only: 1024 entries of up to 256 bytes.
+        resolve = self._resolve if size <= _MEMO_VALUES_MAX else self._resolve_uncached
+        client, proto = resolve(forwarded, xff, xfp)
         if client is not None:
             scope["client"] = client
         if proto is not None:
@@ -207,8 +224,7 @@ class ProxyTrust:
             return self._from_forwarded(forwarded.decode("latin-1"))
         client = None
         if xff is not None:
-            hops = [_split_node(h) for h in xff.decode("latin-1").split(",") if h.strip()]
-            client = self._client_from(hops)
+            client = self._client_from(xff.decode("latin-1").split(","))
         # Several X-Forwarded-Proto values: the rightmost came from the proxy next to us.
         proto = xfp.decode("latin-1").rsplit(",", 1)[-1] if xfp is not None else None
         return client, proto
@@ -225,7 +241,7 @@ class ProxyTrust:
             if node is None:
                 continue
             chosen = element
-            if not self.trusts(_split_node(node)[0]):
+            if not self._hop_trusted(_split_node(node)[0]):
                 break
         if chosen is None:
             return None, elements[-1].get("proto")

@@ -209,3 +209,13 @@ def test_cli_websocket_through_proxy(serve):
         body = json.loads(ws.recv(timeout=5))
     assert body["client"] == ["198.51.100.2", 0]
     assert body["scheme"] == "wss"
+
+
+def test_long_values_are_not_memoized():
+    trust = ProxyTrust("127.0.0.1")
+    junk = b",".join(b"junk%d" % i for i in range(2000))
+    scope = _scope((b"x-forwarded-for", junk + b", 203.0.113.7, 127.0.0.1"))
+    trust.rewrite(scope)
+    assert scope["client"] == ("203.0.113.7", 0)
+    assert trust._resolve.cache_info().currsize == 0
+    assert trust.trusts.cache_info().currsize == 2   # the two hops walked, not the junk
