@@ -69,6 +69,8 @@ cdef class HttpCore:
     cdef str root_path
     cdef bytes root_path_b
     cdef bint access_log
+    cdef object access_format        # fasterapi.accesslog.AccessFormat (--access-log-format) or None
+    cdef bint access_timed           # access_format has a duration atom: time each request
     cdef object limit_concurrency    # int or None
     cdef double timeout_keep_alive
     cdef double timeout_request_header

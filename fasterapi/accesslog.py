@@ -18,11 +18,22 @@ Rules this module keeps:
    and handler sees exactly what it saw before batching.
 4. Order is kept: records are emitted in the order the responses completed,
    and a batch is written before the next one is started.
+5. A custom ``--access-log-format`` (gunicorn's atoms, or ``json``) is
+   compiled once at startup into an ``AccessFormat``.  The protocol then
+   appends a wider record, ``(format, client, scope, status, resp_headers,
+   sent_len, t0, t1)``, whose first item is the format: ``emit`` hands such a
+   batch to ``AccessFormat.emit``.  ``t0``/``t1`` (``perf_counter`` at the
+   request head and at the response end) are taken only if the format has a
+   duration atom (``AccessFormat.timed``); else both are 0.0.  Custom lines
+   are complete lines with no level prefix: written directly while the
+   handler setup is the default one, else one ``logger.info(line)`` each.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import click
 
@@ -36,7 +47,8 @@ from fasterapi.logging import (
     status_text,
 )
 
-__all__ = ["ACCESS_MESSAGE", "default_handler", "emit", "stats"]
+__all__ = ["ACCESS_MESSAGE", "AccessFormat", "JsonAccessFormat", "compile_format", "default_handler",
+           "emit", "stats"]
 
 # The message (and so record.args) of every access record: see fasterapi.logging.
 ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d'
@@ -120,15 +132,308 @@ def emit(records: list[tuple]) -> None:
     """
     if not records:
         return
+    first = records[0]
+    if len(first) != 5:
+        # A custom format's records (rule 5) carry their AccessFormat first.
+        first[0].emit(records)
+        return
     handler = default_handler()
     if handler is not None:
+        try:
+            text = format_lines(records, handler.formatter.use_colors, handler.terminator)  # type: ignore[union-attr]
+        except ValueError:
+            # A custom-format record further in: two servers with different
+            # formats share this loop.  Rare, so handled per record.
+            _emit_mixed(records)
+            return
         stats["fast_batches"] += 1
         stats["fast_lines"] += len(records)
-        text = format_lines(records, handler.formatter.use_colors, handler.terminator)  # type: ignore[union-attr]
         handler.write_batch(text)
         return
+    _emit_mixed(records)
+
+
+def _emit_mixed(records: list[tuple]) -> None:
+    # The slow path, one record at a time, for any mix of record kinds.
     stats["slow_batches"] += 1
     stats["slow_lines"] += len(records)
     info = access_logger.info
     for record in records:
-        info(ACCESS_MESSAGE, *record)
+        if len(record) == 5:
+            info(ACCESS_MESSAGE, *record)
+        else:
+            info(record[0].line(record, time.time()))
+
+
+# -- custom formats (--access-log-format) ---------------------------------------
+#
+# Record layout (rule 5): indexes of the fields a getter reads.
+_CLIENT, _SCOPE, _STATUS, _RESP_HEADERS, _SENT, _T0, _T1 = 1, 2, 3, 4, 5, 6, 7
+
+# Month names of Apache's common log format, independent of the C locale
+# (strftime's %b is not).
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _clf_time(now: float) -> str:
+    """``[10/Oct/2000:13:55:36 -0700]``: local time in Apache's common log format."""
+    t = time.localtime(now)
+    offset = t.tm_gmtoff or 0
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return (f"[{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {sign}{hours:02d}{minutes:02d}]")
+
+
+def _full_path(scope: dict) -> str:
+    qs = scope["query_string"]
+    if qs:
+        return scope["path"] + "?" + qs.decode("latin-1")
+    return scope["path"]
+
+
+def _host(rec: tuple) -> str:
+    # %(h)s is the address alone (gunicorn), after --proxy-headers rewrote it.
+    client = rec[_SCOPE].get("client")
+    return client[0] if client else "-"
+
+
+def _duration(rec: tuple) -> float:
+    return rec[_T1] - rec[_T0]
+
+
+def _request_header(name: str):
+    key = name.lower().encode("latin-1")
+
+    def get(rec: tuple) -> str:
+        # Request header names are lowercase in the scope (ASGI spec).
+        for n, v in rec[_SCOPE]["headers"]:
+            if n == key:
+                return v.decode("latin-1")
+        return "-"
+    return get
+
+
+def _response_header(name: str):
+    key = name.lower().encode("latin-1")
+
+    def get(rec: tuple) -> str:
+        # The app's own header list: any case, maybe None before a response start.
+        for n, v in rec[_RESP_HEADERS] or ():
+            if n.lower() == key:
+                return v.decode("latin-1")
+        return "-"
+    return get
+
+
+# Getters of the one-letter atoms; each maps a record to the text of its atom.
+# %(t)s and %(p)s are per batch and per process, so they are not here.
+_ATOMS = {
+    "h": _host,
+    "l": lambda rec: "-",
+    "u": lambda rec: "-",
+    "r": lambda rec: f"{rec[_SCOPE]['method']} {_full_path(rec[_SCOPE])} HTTP/{rec[_SCOPE]['http_version']}",
+    "m": lambda rec: rec[_SCOPE]["method"],
+    "U": lambda rec: rec[_SCOPE]["path"],
+    "q": lambda rec: rec[_SCOPE]["query_string"].decode("latin-1"),
+    "H": lambda rec: f"HTTP/{rec[_SCOPE]['http_version']}",
+    "s": lambda rec: str(rec[_STATUS]),
+    "B": lambda rec: str(rec[_SENT]),
+    "b": lambda rec: str(rec[_SENT]) if rec[_SENT] else "-",
+    "f": _request_header("referer"),
+    "a": _request_header("user-agent"),
+    "T": lambda rec: str(int(_duration(rec))),
+    "M": lambda rec: str(int(_duration(rec) * 1e3)),
+    "D": lambda rec: str(int(_duration(rec) * 1e6)),
+    "L": lambda rec: f"{_duration(rec):.6f}",
+}
+_TIMED_ATOMS = frozenset("TMDL")
+_KNOWN = "h l u t r m U q H s B b f a T M D L p {header}i {header}o {var}e"
+
+
+class AccessFormat:
+    """A gunicorn-style access log format (``%(h)s %(r)s ...``), compiled once.
+
+    ``parts`` is a list of ``(literal, getter)``; a line is each literal
+    followed by its getter's text for the record, then ``tail``.  ``%%`` is a
+    literal ``%``.  ``%(t)s`` is the time the batch is written (lines of one
+    loop iteration share it, as they share the iteration), ``%(p)s`` is
+    ``<pid>`` as in gunicorn, ``%({var}e)s`` is read from the environment at
+    startup.  Raises ValueError naming the first unknown or malformed atom.
+    """
+
+    json = False
+
+    def __init__(self, fmt: str):
+        self.fmt = fmt
+        self.timed = False      # the protocol records t0/t1 only if True
+        self._now = -1.0        # one-entry cache of %(t)s, by whole second
+        self._now_text = ""
+        parts: list[tuple[str, object]] = []
+        literal: list[str] = []
+        i, n = 0, len(fmt)
+        while i < n:
+            j = fmt.find("%", i)
+            if j < 0:
+                literal.append(fmt[i:])
+                break
+            literal.append(fmt[i:j])
+            if fmt.startswith("%%", j):
+                literal.append("%")
+                i = j + 2
+                continue
+            end = fmt.find(")s", j)
+            if not fmt.startswith("%(", j) or end < 0:
+                raise ValueError(f"--access-log-format: expected %(name)s at {fmt[j:j + 12]!r} "
+                                 f"(write %% for a literal %)")
+            name = fmt[j + 2:end]
+            i = end + 2
+            getter = self._getter(name)
+            if isinstance(getter, str):       # a value fixed at startup
+                literal.append(getter)
+                continue
+            parts.append(("".join(literal), getter))
+            literal = []
+        self.parts = parts
+        self.tail = "".join(literal)
+
+    def _getter(self, name: str):
+        if name in _ATOMS:
+            self.timed = self.timed or name in _TIMED_ATOMS
+            return _ATOMS[name]
+        if name == "t":
+            return self._time_text
+        if name == "p":
+            return f"<{os.getpid()}>"
+        if len(name) > 3 and name[0] == "{" and name[-2] == "}" and name[-1] in "ioe":
+            key = name[1:-2]
+            if name[-1] == "i":
+                return _request_header(key)
+            if name[-1] == "o":
+                return _response_header(key)
+            return os.environ.get(key, "-")
+        raise ValueError(f"--access-log-format: unknown atom %({name})s; known: {_KNOWN}")
+
+    def _time_text(self, rec: tuple) -> str:
+        return self._now_text
+
+    def _set_now(self, now: float) -> None:
+        if int(now) != self._now:
+            self._now = int(now)
+            self._now_text = _clf_time(now)
+
+    def line(self, rec: tuple, now: float) -> str:
+        """The access line (no terminator) for one record, at wall time `now`."""
+        self._set_now(now)
+        return self._line(rec)
+
+    def _line(self, rec: tuple) -> str:
+        return "".join([lit + get(rec) for lit, get in self.parts]) + self.tail
+
+    def emit(self, records: list[tuple]) -> None:
+        """Write the lines of `records` (this format's; a 5-tuple is passed to the default path)."""
+        now = time.time()
+        self._set_now(now)
+        handler = default_handler()
+        line = self._line
+        if handler is None:
+            _emit_mixed(records)
+            return
+        try:
+            lines = [line(rec) for rec in records]
+        except (TypeError, IndexError):
+            # A default 5-tuple from another server on this loop (see emit).
+            _emit_mixed(records)
+            return
+        stats["fast_batches"] += 1
+        stats["fast_lines"] += len(records)
+        term = handler.terminator
+        handler.write_batch(term.join(lines) + term)
+
+
+try:
+    import orjson
+
+    def _dumps(obj: dict) -> str:
+        return orjson.dumps(obj).decode()
+except ImportError:  # orjson is a dependency; this only keeps a broken install logging
+    import json as _json
+
+    def _dumps(obj: dict) -> str:
+        return _json.dumps(obj, separators=(",", ":"))
+
+
+def _iso_time(now: float) -> str:
+    # RFC 3339 local time with milliseconds, e.g. 2026-11-29T20:08:13.123+01:00.
+    t = time.localtime(now)
+    offset = t.tm_gmtoff or 0
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    ms = int((now - int(now)) * 1000)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{ms:03d}{sign}{hours:02d}:{minutes:02d}")
+
+
+_referer = _request_header("referer")
+_user_agent = _request_header("user-agent")
+
+
+class JsonAccessFormat(AccessFormat):
+    """``--access-log-format json``: one JSON object per line.
+
+    Schema (every key always present)::
+
+        time          str    RFC 3339 local time of the batch write, ms precision
+        client        str    "host:port" of the peer (after --proxy-headers), "" for a Unix socket
+        method        str    "GET"
+        path          str    the decoded path, without the query
+        query         str    the raw query string, "" if none
+        http_version  str    "1.1"
+        status        int    200
+        bytes         int    response body bytes the app sent
+        duration_ms   float  request head read -> response end, 3 decimals
+        user_agent    str|null
+        referer       str|null
+    """
+
+    json = True
+
+    def __init__(self) -> None:
+        self.fmt = "json"
+        self.timed = True
+        self._now = -1.0
+        self._now_text = ""
+
+    def _set_now(self, now: float) -> None:
+        self._now_text = _iso_time(now)
+
+    def _line(self, rec: tuple) -> str:
+        scope = rec[_SCOPE]
+        agent = _user_agent(rec)
+        referer = _referer(rec)
+        return _dumps({
+            "time": self._now_text,
+            "client": rec[_CLIENT],
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope["query_string"].decode("latin-1"),
+            "http_version": scope["http_version"],
+            "status": rec[_STATUS],
+            "bytes": rec[_SENT],
+            "duration_ms": round((rec[_T1] - rec[_T0]) * 1e3, 3),
+            "user_agent": None if agent == "-" else agent,
+            "referer": None if referer == "-" else referer,
+        })
+
+
+def compile_format(fmt: str | None) -> AccessFormat | None:
+    """The compiled ``--access-log-format``: None for the default format, else an ``AccessFormat``.
+
+    ``json`` (any case) selects ``JsonAccessFormat``.  Raises ValueError for an
+    unknown or malformed atom.
+    """
+    if not fmt:
+        return None
+    if fmt.strip().lower() == "json":
+        return JsonAccessFormat()
+    return AccessFormat(fmt)

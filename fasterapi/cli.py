@@ -116,6 +116,9 @@ _SECONDS = click.FloatRange(min=0)
         help="Logging configuration file (.json, .yaml/.yml with PyYAML, or .ini). "
              "Configs written for the uvicorn.* loggers apply to fasterapi's too.")
 @option("--access-log/--no-access-log", default=True, help="Enable or disable the access log.")
+@option("--access-log-format", default=None,
+        help="Access line format with gunicorn's atoms (%(h)s %(r)s %(s)s %(b)s %(D)s "
+             "%({name}i)s ...), or json for one JSON object per line. [default: uvicorn's line]")
 @option("--use-colors/--no-use-colors", default=None,
         help="Enable or disable coloured logs. [default: only on a terminal]")
 @option("--root-path", default="",

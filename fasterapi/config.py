@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from configparser import RawConfigParser
 from typing import Any, Literal
 
+from fasterapi.accesslog import compile_format
 from fasterapi.importer import ImportFromStringError, import_from_string
 from fasterapi.logging import (
     LOG_LEVELS,
@@ -164,6 +165,7 @@ class Config:
         log_config: dict[str, Any] | str | os.PathLike[str] | RawConfigParser | None = LOGGING_CONFIG,
         log_level: str | int | None = None,
         access_log: bool = True,
+        access_log_format: str | None = None,
         use_colors: bool | None = None,
         root_path: str = "",
         limit_concurrency: int | None = None,
@@ -219,6 +221,10 @@ class Config:
         self.log_config = log_config
         self.log_level = log_level
         self.access_log = access_log
+        # Compiled once here, so an unknown atom is a startup error (exit 3);
+        # None keeps the default format and its fast path (fasterapi.accesslog).
+        self.access_log_format = access_log_format
+        self.access_format = compile_format(access_log_format)
         self.use_colors = use_colors
         self.root_path = root_path
         self.limit_concurrency = _positive_or_none("limit_concurrency", limit_concurrency)
