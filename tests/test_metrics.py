@@ -46,7 +46,7 @@ def test_scrape_counts_requests(serve):
     assert httpx.get(f"http://127.0.0.1:{mport}/other").status_code == 404
 
 
-def test_missing_listener_address_is_a_startup_error(serve, cli):
+def test_taken_metrics_port_is_a_startup_error(serve, cli):
     taken = serve("ops_scope:app")
     proc = cli("run", "ops_scope:app", "--app-dir", "tests/apps", "--port", "0",
                "--metrics-port", str(taken.port))

@@ -125,8 +125,10 @@ def _get(port: int, headers: dict[str, str], source: str = "127.0.0.1") -> dict:
 XFF = {"x-forwarded-for": "203.0.113.7, 198.51.100.2", "x-forwarded-proto": "https"}
 
 
-def test_cli_trusted_peer(serve):
-    proc = serve("ops_scope:app")   # --proxy-headers is the default, trusting 127.0.0.1
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_cli_trusted_peer(serve, loop):
+    # --proxy-headers is the default, trusting 127.0.0.1.
+    proc = serve("ops_scope:app", "--loop", loop)
     body = _get(proc.port, XFF)
     assert body["client"] == ["198.51.100.2", 0]
     assert body["scheme"] == "https"

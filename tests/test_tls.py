@@ -38,10 +38,11 @@ def _client_ctx(paths, with_cert: bool) -> ssl.SSLContext:
     return ctx
 
 
-def test_https_scheme_and_tls_extension(serve, pki):
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_https_scheme_and_tls_extension(serve, pki, loop):
     _, server_cert, paths = pki
     proc = serve("ops_scope:app", "--ssl-certfile", str(paths["cert"]),
-                 "--ssl-keyfile", str(paths["key"]))
+                 "--ssl-keyfile", str(paths["key"]), "--loop", loop)
     url = f"https://127.0.0.1:{proc.port}/"
     with httpx.Client(verify=_client_ctx(paths, False)) as client:
         first = client.get(url).json()
@@ -84,11 +85,12 @@ def test_min_version_refuses_tls12(serve, pki):
         client.get(f"https://127.0.0.1:{proc.port}/")
 
 
-def test_required_client_certificate(serve, pki):
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_required_client_certificate(serve, pki, loop):
     _, _, paths = pki
     proc = serve("ops_scope:app", "--ssl-certfile", str(paths["cert"]),
                  "--ssl-keyfile", str(paths["key"]), "--ssl-cert-reqs", "2",
-                 "--ssl-ca-certs", str(paths["ca"]))
+                 "--ssl-ca-certs", str(paths["ca"]), "--loop", loop)
     url = f"https://127.0.0.1:{proc.port}/"
     # TLS 1.3 clients learn of the refusal on their first read, so the error
     # may come from the connect or from reading the response.
