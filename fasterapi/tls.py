@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import weakref
 from typing import Any
 
 __all__ = [
@@ -43,7 +44,9 @@ _RDN_SHORT = {
     "streetAddress": "STREET", "domainComponent": "DC", "userId": "UID",
 }
 
-_suite_codes: dict[int, dict[str, int]] = {}
+# Per SSLContext (weakly, so a context freed and another made at the same
+# address never reads a stale table): OpenSSL cipher name -> IANA code.
+_suite_codes: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 def create_ssl_context(
@@ -101,11 +104,11 @@ def read_server_cert(certfile: str | os.PathLike[str]) -> str | None:
 
 def _suite_code(ssl_object: Any, name: str) -> int | None:
     ctx = ssl_object.context
-    codes = _suite_codes.get(id(ctx))
+    codes = _suite_codes.get(ctx)
     if codes is None:
         # OpenSSL's cipher id is 0x03000000 | the IANA code (two bytes).
         codes = {c["name"]: c["id"] & 0xFFFF for c in ctx.get_ciphers()}
-        _suite_codes[id(ctx)] = codes
+        _suite_codes[ctx] = codes
     return codes.get(name)
 
 
