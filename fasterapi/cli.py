@@ -7,8 +7,7 @@ working; a command-line flag beats both.  APP itself reads ``FASTERAPI_APP``
 (then ``UVICORN_APP``).  ``FASTERAPI_HEADER`` holds one ``name:value`` per line,
 because header values may contain spaces.
 
-uvicorn options that fasterapi does not implement yet (``--workers``,
-``--reload``, ``--http``) are not
+uvicorn options that fasterapi does not implement yet (``--http``) are not
 accepted at all: a flag that is silently ignored is worse than a clear error.
 """
 
@@ -85,6 +84,9 @@ def main() -> None:
 
 
 _SECONDS = click.FloatRange(min=0)
+# Options of the process layout (supervisor, reloader), not of one server's Config.
+_RELOAD_OPTIONS = ("reload_dirs", "reload_includes", "reload_excludes", "reload_delay")
+_PROCESS_OPTIONS = ("workers", "timeout_worker_healthcheck", "workers_max_rss", "reload", *_RELOAD_OPTIONS)
 
 
 @main.command("run")
@@ -127,6 +129,24 @@ _SECONDS = click.FloatRange(min=0)
         help="Answer 503 beyond this many concurrent connections or tasks.")
 @option("--limit-max-requests", type=click.IntRange(min=1), default=None,
         help="Shut down gracefully after serving this many requests.")
+@option("--limit-max-requests-jitter", type=click.IntRange(min=0), default=0, show_default=True,
+        help="Add a random 0..N to --limit-max-requests per process, so workers do not all restart at once.")
+@option("--workers", type=click.IntRange(min=1), default=1,
+        envvar=[*_envvars("WORKERS"), "WEB_CONCURRENCY"],
+        help="Number of worker processes under a supervisor. [default: $WEB_CONCURRENCY or 1]")
+@option("--timeout-worker-healthcheck", type=click.FloatRange(min=0, min_open=True), default=5.0,
+        show_default=True, help="Kill and replace a worker whose event loop is silent this long (seconds).")
+@option("--workers-max-rss", type=click.FloatRange(min=0, min_open=True), default=None,
+        help="Replace a worker whose resident memory exceeds this many MiB (checked every second).")
+@option("--reload", is_flag=True, default=False, help="Restart the server when watched files change.")
+@option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+        help="Watch this directory for --reload (repeatable). [default: the current directory]")
+@option("--reload-include", "reload_includes", multiple=True,
+        help="Glob of files to watch for --reload (repeatable). [default: *.py]")
+@option("--reload-exclude", "reload_excludes", multiple=True,
+        help="Glob of files to ignore for --reload (repeatable). [default: .* .py[cod] .sw.* ~*]")
+@option("--reload-delay", type=_SECONDS, default=0.25, show_default=True,
+        help="Wait this long for more changes before restarting (seconds).")
 @option("--timeout-keep-alive", type=_SECONDS, default=5, show_default=True,
         help="Close an idle keep-alive connection after this many seconds.")
 @option("--timeout-graceful-shutdown", type=_SECONDS, default=None,
@@ -195,7 +215,23 @@ def run_command(app: str, app_dir: str, **options: Any) -> None:
 
     if options["log_config"] is None:
         del options["log_config"]  # Config's default; None would mean "no logging setup"
+    process = {name: options.pop(name) for name in _PROCESS_OPTIONS}
+    # An explicit --workers (even 1) or a memory bound asks for supervision.
+    source = click.get_current_context().get_parameter_source("workers")
+    supervised = (process["workers"] > 1 or process["workers_max_rss"] is not None
+                  or source is not click.core.ParameterSource.DEFAULT)
     try:
+        if process["reload"]:
+            from fasterapi.reload import run_reloader
+
+            sys.exit(run_reloader(app, app_dir=app_dir, ignored_workers=supervised,
+                                  **{k: process[k] for k in _RELOAD_OPTIONS}, **options))
+        elif supervised:
+            from fasterapi.supervisor import run_supervisor
+
+            sys.exit(run_supervisor(app, app_dir=app_dir, workers=process["workers"],
+                                    timeout_worker_healthcheck=process["timeout_worker_healthcheck"],
+                                    workers_max_rss=process["workers_max_rss"], **options))
         run(app, app_dir=app_dir, **options)
     except (ValueError, ImportError, OSError) as exc:
         # Config or --log-config problems, found before logging works: one

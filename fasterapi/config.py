@@ -19,6 +19,7 @@ import json
 import logging
 import logging.config
 import os
+import random
 import sys
 from collections.abc import Callable, Iterable
 from configparser import RawConfigParser
@@ -170,6 +171,7 @@ class Config:
         root_path: str = "",
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
+        limit_max_requests_jitter: int = 0,
         timeout_keep_alive: float = 5,
         timeout_graceful_shutdown: float | None = None,
         timeout_request_header: float = 10,
@@ -229,6 +231,11 @@ class Config:
         self.root_path = root_path
         self.limit_concurrency = _positive_or_none("limit_concurrency", limit_concurrency)
         self.limit_max_requests = _positive_or_none("limit_max_requests", limit_max_requests)
+        self.limit_max_requests_jitter = _non_negative("limit_max_requests_jitter", limit_max_requests_jitter)
+        if self.limit_max_requests is not None and self.limit_max_requests_jitter:
+            # Drawn once per process, so workers started together (each builds
+            # its own Config) do not all recycle at the same moment.
+            self.limit_max_requests += random.randint(0, self.limit_max_requests_jitter)
         self.timeout_keep_alive = _non_negative("timeout_keep_alive", timeout_keep_alive)
         self.timeout_graceful_shutdown = (
             None if timeout_graceful_shutdown is None
