@@ -90,3 +90,10 @@ async def test_wrapper_and_collector():
     families = {f.name: f for f in Collector(stats, State()).collect()}
     assert families["fasterapi_open_connections"].samples[0].value == 2
     assert families["fasterapi_requests"].samples[0].labels == {"method": "GET", "status": "204"}
+
+
+def test_metrics_with_several_workers_is_refused(cli):
+    proc = cli("run", "ops_scope:app", "--app-dir", "tests/apps", "--port", "0",
+               "--workers", "2", "--metrics-port", "0")
+    assert proc.proc.wait(15) == 3
+    assert "--metrics-port cannot be combined with --workers" in proc.output()
