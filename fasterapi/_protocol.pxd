@@ -156,7 +156,7 @@ cdef class RequestCycle:
     cdef long long expected_len      # Content-Length from the app, -1 none
     cdef long long sent_len          # body bytes the app sent
     cdef object raised               # the RuntimeError we raised to the app
-    cdef double t0                   # perf_counter() at the request head (only with metrics)
+    cdef double t0                   # perf_counter() at the request head (metrics or a timed access format)
 
     cdef int _start(self) except -1
     cdef int _send(self, object message) except -1

@@ -11,7 +11,9 @@ The access-log contract: the protocol logs
 ``logger.info('%s - "%s %s HTTP/%s" %d', client_addr, method, full_path, http_version, status)``,
 i.e. ``record.args`` is that 5-tuple.  It is the tuple uvicorn's own access
 formatter expects, so existing formatters, filters and log shippers keep
-working unchanged.
+working unchanged.  A custom ``--access-log-format`` (or ``json``) instead
+logs each line preformatted, ``logger.info(line)`` with no args: a
+``--log-config`` should then format the access logger with ``%(message)s``.
 
 uvicorn aliases: projects moving from uvicorn have log configs that name the
 ``uvicorn``, ``uvicorn.error`` and ``uvicorn.access`` loggers, and app code that
