@@ -289,3 +289,20 @@ def test_cli_unknown_atom_exits_3_with_one_line(serve):
     out = final_output(server).strip()
     assert out.count("\n") == 0, out
     assert out.startswith("Error: --access-log-format: unknown atom %(nope)s")
+
+
+def test_cli_custom_format_through_a_log_config(serve, tmp_path):
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "SHIPPED %(message)s"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "stream": "ext://sys.stdout"}},
+        "loggers": {"fasterapi.access": {"handlers": ["out"], "level": "INFO", "propagate": False}},
+    }
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(config))
+    server = serve("http_apps:hello", "--log-config", str(path), "--access-log-format", "%(m)s %(U)s %(s)s")
+    httpx.get(f"{server.url}/via-config")
+    server.wait_for_log("SHIPPED GET /via-config 200")
+    assert server.stop() == 0
