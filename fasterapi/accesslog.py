@@ -386,7 +386,7 @@ class JsonAccessFormat(AccessFormat):
     Schema (every key always present)::
 
         time          str    RFC 3339 local time of the batch write, ms precision
-        client        str    "host:port" of the peer (after --proxy-headers), "" for a Unix socket
+        client        str    "host:port" of the client (after --proxy-headers), "" if unknown
         method        str    "GET"
         path          str    the decoded path, without the query
         query         str    the raw query string, "" if none
@@ -418,11 +418,13 @@ class JsonAccessFormat(AccessFormat):
 
     def _line(self, rec: tuple) -> str:
         scope = rec[_SCOPE]
+        # The scope's client, as %(h)s: what --proxy-headers made of the peer.
+        client = scope.get("client")
         agent = _user_agent(rec)
         referer = _referer(rec)
         return _dumps({
             "time": self._now_text,
-            "client": rec[_CLIENT],
+            "client": f"{client[0]}:{client[1]}" if client else "",
             "method": scope["method"],
             "path": scope["path"],
             "query": scope["query_string"].decode("latin-1"),

@@ -177,6 +177,14 @@ def test_json_line_schema():
     assert re.fullmatch(r"2000-10-\d\dT\d\d:\d\d:\d\d\.500[+-]\d\d:\d\d", obj["time"]), obj["time"]
 
 
+def test_json_client_is_the_scopes_after_proxy_headers():
+    fmt = compile_format("json")
+    obj = json.loads(fmt.line(record(fmt, scope=dict(SCOPE, client=("203.0.113.9", 0))), 0.0))
+    assert obj["client"] == "203.0.113.9:0"
+    obj = json.loads(fmt.line(record(fmt, scope=dict(SCOPE, client=None)), 0.0))
+    assert obj["client"] == ""
+
+
 def test_json_missing_headers_are_null():
     fmt = compile_format("JSON")
     obj = json.loads(fmt.line(record(fmt, scope=dict(SCOPE, headers=[])), 0.0))
@@ -305,4 +313,11 @@ def test_cli_custom_format_through_a_log_config(serve, tmp_path):
     server = serve("http_apps:hello", "--log-config", str(path), "--access-log-format", "%(m)s %(U)s %(s)s")
     httpx.get(f"{server.url}/via-config")
     server.wait_for_log("SHIPPED GET /via-config 200")
+    assert server.stop() == 0
+
+
+def test_cli_remote_address_follows_trusted_proxy_headers(serve):
+    server = serve("http_apps:hello", "--access-log-format", "%(h)s %(U)s")
+    httpx.get(f"{server.url}/fwd", headers={"x-forwarded-for": "203.0.113.9"})
+    server.wait_for_log("203.0.113.9 /fwd")
     assert server.stop() == 0
