@@ -330,6 +330,10 @@ class AccessFormat:
         return self._line(rec)
 
     def _line(self, rec: tuple) -> str:
+        # PERF: ~2.0-2.5 us per line for gunicorn's common format (7 getters,
+        # batches of 16), against ~0.35-0.45 us for the default line; under
+        # wrk -c64 on one core the server spent ~21 us/request with it, ~18
+        # with the default line (noisy 2-CPU host, medians of 5).
         return "".join([lit + get(rec) for lit, get in self.parts]) + self.tail
 
     def emit(self, records: list[tuple]) -> None:
