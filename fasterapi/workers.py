@@ -1,4 +1,7 @@
-"""A gunicorn worker class: ``gunicorn -k fasterapi.workers.FasterAPIWorker module:app``.
+"""gunicorn worker classes: ``gunicorn -k fasterapi.workers.FasterAPIWorker module:app``.
+
+``FasterAPIWorker`` runs on uvloop when it is installed, ``FasterAPIAsyncioWorker``
+always on the standard asyncio loop.
 
 gunicorn's arbiter owns the process tree (forking, respawning, SIGHUP,
 SIGTTIN/SIGTTOU, ``--max-requests``); each worker process runs one fasterapi
@@ -126,6 +129,12 @@ class FasterAPIWorker(Worker):
                 server.should_exit = True
                 return
             await asyncio.sleep(interval)
+
+
+class FasterAPIAsyncioWorker(FasterAPIWorker):
+    """The same worker on the standard-library asyncio loop (for apps or tools that break on uvloop)."""
+
+    CONFIG_KWARGS: dict[str, Any] = {"loop": "asyncio"}
 
 
 def _ignore(sig: int, frame: Any) -> None:

@@ -20,11 +20,11 @@ def gunicorn(tmp_path):
     """Factory: `gunicorn(*args)` -> (process, url, log path); stopped at the end of the test."""
     started: list[subprocess.Popen] = []
 
-    def start(*args: str, app: str = "ops_apps:app"):
+    def start(*args: str, app: str = "ops_apps:app", worker: str = "FasterAPIWorker"):
         port = free_port()
         log = tmp_path / f"gunicorn-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "fasterapi.workers.FasterAPIWorker",
+            [sys.executable, "-m", "gunicorn", "-k", f"fasterapi.workers.{worker}",
              "--bind", f"127.0.0.1:{port}", "--chdir", str(APPS), "--graceful-timeout", "5",
              *args, app],
             cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -60,6 +60,13 @@ def test_gunicorn_serves_through_the_fasterapi_worker(gunicorn):
     assert "Booting worker with pid" in out
     assert '"GET / HTTP/1.1" 200' in out  # our access log through gunicorn's handler
     assert "Traceback" not in out
+
+
+def test_gunicorn_asyncio_worker(gunicorn):
+    proc, url, log = gunicorn("--workers", "1", worker="FasterAPIAsyncioWorker")
+    assert httpx.get(url + "/", timeout=5).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
 
 
 def test_gunicorn_max_requests_recycles_workers(gunicorn):

@@ -229,3 +229,28 @@ def test_cli_picks_the_process_layout(monkeypatch, argv, env, expected):
         assert calls[0][1]["workers"] == 3
     if expected == "reloader":
         assert calls[0][1]["ignored_workers"] is True
+
+
+VERSIONED = '''
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": b"{version}"}})
+'''
+
+
+def test_sighup_loads_new_code_and_survives_broken_code(serve, tmp_path):
+    source = tmp_path / "versioned_app.py"
+    source.write_text(VERSIONED.format(version="v1"))
+    server = serve("versioned_app:app", "--workers", "1", "--app-dir", str(tmp_path))
+    assert httpx.get(server.url, timeout=10).content == b"v1"
+    source.write_text("this is not python(\n")
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for_log("failed to start (exit code 3); keeping the old worker(s).")
+    assert httpx.get(server.url, timeout=10).content == b"v1"
+    source.write_text(VERSIONED.format(version="v2"))
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for_log("stopped (exit code 0)")
+    assert httpx.get(server.url, timeout=10).content == b"v2"
+    assert server.stop() == 0
