@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -254,3 +255,14 @@ def test_sighup_loads_new_code_and_survives_broken_code(serve, tmp_path):
     server.wait_for_log("stopped (exit code 0)")
     assert httpx.get(server.url, timeout=10).content == b"v2"
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("layout", [["--workers", "2"], ["--reload", "--reload-dir", "tests/apps"]])
+def test_busy_port_is_a_startup_failure(serve, layout):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = serve(APP, *layout, port=port, ready=False)
+        assert server.proc.wait(20) == 3
+    assert f"Could not bind to 127.0.0.1:{port}: Address already in use" in server.log_path.read_text()
