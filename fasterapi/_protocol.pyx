@@ -56,6 +56,9 @@ cdef bytes _CRLF = b"\r\n"
 cdef Py_ssize_t _READ_SIZE = 65536       # bytes uvloop may read per callback
 cdef Py_ssize_t _GATHER_LIMIT = 65536    # pipelined response bytes held back at most
 cdef double _MAX_TICK = 1.0
+# At shutdown, how long a connection that has not sent its first request
+# head yet may still send it (see HttpCore.shutdown).
+cdef double _FIRST_REQUEST_GRACE = 1.0
 cdef double _MIN_TICK = 0.01
 
 # Bench switch: start tasks straight from the protocol instead of the ring
@@ -347,7 +350,7 @@ cdef class HttpCore:
         sock = transport.get_extra_info("sockname")
         self.client = _addr(peer)
         server = _addr(sock)
-        self.client_str = f"{self.client[0]}:{self.client[1]}" if self.client else ""
+        self.client_str = _client_text(self.client)
         scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.scope_base = {
             "type": "http",
@@ -461,10 +464,23 @@ cdef class HttpCore:
     # -- graceful shutdown hooks (server.py) --
 
     def shutdown(self):
-        """Graceful: close now if idle, else close after the in-flight response."""
+        """Graceful: close now if idle, else close after the in-flight response.
+
+        A connection still owed its first request head is not idle: a client
+        that connected just before the listener closed usually has that
+        request on the wire, not yet read.  It gets _FIRST_REQUEST_GRACE
+        seconds to arrive and is answered with ``connection: close``; closing
+        it at once would reset a request the client rightly expects served.
+        """
         cdef RequestCycle cycle = self.cycle
+        cdef double grace
         self.shutting_down = True
         if self.closing:
+            return
+        if cycle is None and self.deadline_kind == DL_HEADER:
+            grace = self.ls.now + _FIRST_REQUEST_GRACE + self.ls.tick
+            if self.deadline > grace:
+                self.deadline = grace
             return
         if cycle is None or cycle.rstate == RS_COMPLETE:
             self._flush()
@@ -837,8 +853,19 @@ cdef void _log_access(HttpCore conn, RequestCycle cycle) except *:
     qs = scope["query_string"]
     if qs:
         path = path + "?" + qs.decode("latin-1")
-    conn.ls.log_access((conn.client_str, scope["method"], path, scope["http_version"],
+    client = scope["client"]
+    # Behind a trusted proxy the scope's client is the rewritten one, and
+    # that is the address to log (as uvicorn does).
+    client_str = conn.client_str if client is conn.client else _client_text(client)
+    conn.ls.log_access((client_str, scope["method"], path, scope["http_version"],
                         cycle.status))
+
+
+cdef str _client_text(object client):
+    # "host:port" for a (host, port) client, "" for none (a UNIX socket).
+    if client is None:
+        return ""
+    return f"{client[0]}:{client[1]}"
 
 
 # -- per request ---------------------------------------------------------------

@@ -263,13 +263,9 @@ class Server:
         self._remove_uds()
 
         state = self.server_state
-        if state.connections and not self.force_exit:
-            # A connection accepted just before the listeners closed usually
-            # has its request on the wire but not read yet; shut down now as
-            # "idle" it would be reset.  One tick lets those requests start,
-            # and shutdown() then lets them finish.  (Without it, about one
-            # --limit-max-requests recycle in 30 dropped a request.)
-            await asyncio.sleep(TICK)
+        # A connection accepted just before the listeners closed usually has
+        # its first request on the wire but not read yet: its shutdown() gives
+        # it a moment to arrive instead of resetting it as idle.
         for connection in list(state.connections):
             connection.shutdown()
 

@@ -820,9 +820,25 @@ def test_shutdown_idle_and_busy(run):
     async def body():
         nonlocal release
         release = asyncio.Event()
+        # Idle after a served request (keep-alive): closed at once.
         idle = Conn(hello)
+        idle.feed(GET)
+        await idle.responses(1)
         idle.proto.shutdown()
         assert idle.t.closed
+        # Never sent a request yet: its first request may be on the wire, so
+        # it is answered (with connection: close) rather than reset.
+        fresh = Conn(hello)
+        fresh.proto.shutdown()
+        assert not fresh.t.closed
+        fresh.feed(GET)
+        [(s, h, _, _)] = await fresh.responses(1)
+        assert s == 200 and h["connection"] == "close"
+        await fresh.until(lambda: fresh.t.closed)
+        # ...and one that sends nothing is closed after the short grace.
+        silent = Conn(hello)
+        silent.proto.shutdown()
+        await silent.until(lambda: silent.t.closed, timeout=3)
         busy = Conn(app)
         busy.feed(GET)
         await asyncio.sleep(0.01)
