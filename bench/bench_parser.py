@@ -23,10 +23,7 @@ alone:
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -34,6 +31,8 @@ try:
     import fasterapi  # noqa: F401
 except ImportError:  # run from a checkout: use the in-place build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import main, per_op_ns, row
 
 from fasterapi._http import END, RequestParser
 
@@ -80,17 +79,8 @@ SMALL_POST = (
 ) + POST_BODY
 
 
-def _median_ns(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - t0)
-    return statistics.median(times)
-
-
 def _row(name: str, value: float, note: str = "") -> dict:
-    return {"section": SECTION, "name": name, "value": value, "unit": "ns/request", "note": note}
+    return row(SECTION, name, value, "ns/request", note)
 
 
 # ---- the three parsers, one request per call ------------------------------------
@@ -196,25 +186,9 @@ def run(quick: bool = False) -> list[dict]:
             except ImportError as exc:
                 rows.append(_row(f"{label}: {who}", float("nan"), f"skipped: {exc}"))
                 continue
-            loop()   # warm up caches and interned objects
-            rows.append(_row(f"{label}: {who}", _median_ns(loop, repeats) / n, note))
+            rows.append(_row(f"{label}: {who}", per_op_ns(loop, n, repeats), note))
     return rows
 
 
-def _print_table(rows: list[dict]) -> None:
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        value = f"{r['value']:,.0f}" if r["value"] >= 1000 else f"{r['value']:.3g}"
-        print(f"{r['name']:<{width}}  {value:>10} {r['unit']:<10}  {r['note']}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer requests and repeats")
-    args = parser.parse_args(argv)
-    _print_table(run(quick=args.quick))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(__doc__, run, "fewer requests and repeats"))

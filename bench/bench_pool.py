@@ -28,8 +28,6 @@ alone:
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,8 @@ try:
     import fasterapi  # noqa: F401
 except ImportError:  # run from a checkout: use the in-place build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import arg_parser, loop_floor, per_op_ns, row
 
 from fasterapi import _pool
 from fasterapi._pool import BufferPool, DictPool, TuplePool
@@ -52,24 +52,14 @@ CLAIM = "design doc: PyObject creation 500 ns -> 50 ns with pooling"
 _clock = time.perf_counter_ns
 
 
-def _median_ns(fn, repeats: int) -> float:
-    """Median time of `fn()` in nanoseconds (wall time unless --cpu-time)."""
-    times = []
-    for _ in range(repeats):
-        t0 = _clock()
-        fn()
-        times.append(_clock() - t0)
-    return statistics.median(times)
-
-
 def _row(name: str, value: float, note: str = "") -> dict:
-    return {"section": SECTION, "name": name, "value": round(value, 1), "unit": "ns/op",
-            "note": note}
+    return row(SECTION, name, round(value, 1), "ns/op", note)
 
 
 def _per_op(fn, n: int, repeats: int) -> float:
-    fn()  # warm: fills the pool and the free lists
-    return _median_ns(fn, repeats) / n
+    """ns per op after one warm call (fills the pool and the free lists); wall
+    time unless --cpu-time."""
+    return per_op_ns(fn, n, repeats, _clock)
 
 
 def _verdict(pool_ns: float, plain_ns: float) -> str:
@@ -122,18 +112,6 @@ def _c_level(n: int, repeats: int) -> list[dict]:
 
 
 # ---- 2. Python level ------------------------------------------------------------------
-
-
-def _loop_overhead(n: int):
-    f = len  # METH_O, returns a cached small int: nothing allocated
-
-    def go():
-        x = ()
-        for _ in range(n):
-            f(x)
-            f(x)
-
-    return go
 
 
 def _py_new_dict(n):
@@ -232,7 +210,7 @@ def _py_new_buffer(n):
 
 def _python_level(n: int, repeats: int) -> list[dict]:
     rows = []
-    floor = _per_op(_loop_overhead(n), n, repeats)
+    floor = _per_op(loop_floor(n), n, repeats)
     rows.append(_row("Py: loop overhead (2 trivial calls)", floor,
                      "a floor under every Py: row"))
 
@@ -285,8 +263,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer loops and repeats")
+    parser = arg_parser(__doc__, "fewer loops and repeats")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with thread_time_ns (steadier on a shared machine)")
     args = parser.parse_args(argv)

@@ -21,7 +21,6 @@ this file directly for this section alone:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import queue
@@ -29,6 +28,7 @@ import statistics
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 try:
@@ -36,41 +36,16 @@ try:
 except ImportError:  # run from a checkout: use the in-place build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import loop_floor, main, median_ns, row
+
 from fasterapi import _queue
 from fasterapi._queue import MPMCQueue, SPSCQueue
 
 SECTION = "queue"
-
-
-def _median_ns(fn, repeats: int) -> float:
-    """Median wall time of `fn()` in nanoseconds."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - t0)
-    return statistics.median(times)
-
-
-def _row(name: str, value: float, unit: str, note: str = "") -> dict:
-    return {"section": SECTION, "name": name, "value": value, "unit": unit, "note": note}
+_row = partial(row, SECTION)   # (name, value, unit, note="")
 
 
 # ---- 1. one thread ---------------------------------------------------------------
-
-
-def _loop_overhead(n: int):
-    """The same loop shape calling two trivial C builtins: a floor, not a
-    correction (the method lookups are bound once in both cases)."""
-    f = len  # METH_O, returns a cached small int: nothing allocated
-
-    def go():
-        x = ()
-        for _ in range(n):
-            f(x)
-            f(x)
-
-    return go
 
 
 def _python_pair(push, pop, n: int):
@@ -110,11 +85,11 @@ def _single_thread_rows(n_c: int, n_py: int, repeats: int) -> list[dict]:
     candidates.append(("asyncio.Queue put_nowait+get_nowait", aq.put_nowait, aq.get_nowait,
                        "single thread only"))
 
-    overhead = _median_ns(_loop_overhead(n_py), repeats) / n_py
+    overhead = median_ns(loop_floor(n_py), repeats) / n_py
     rows.append(_row("python loop floor (two len() calls)", overhead, "ns/item",
                      "the loop and call cost inside every Python-level row below"))
     for name, push, pop, note in candidates:
-        ns = _median_ns(_python_pair(push, pop, n_py), repeats) / n_py
+        ns = median_ns(_python_pair(push, pop, n_py), repeats) / n_py
         rows.append(_row(name, ns, "ns/item", note))
     return rows
 
@@ -215,20 +190,6 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def _print_table(rows: list[dict]) -> None:
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        value = f"{r['value']:,.0f}" if r["value"] >= 1000 else f"{r['value']:.3g}"
-        print(f"{r['name']:<{width}}  {value:>14} {r['unit']:<8}  {r['note']}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
-    args = parser.parse_args(argv)
-    _print_table(run(quick=args.quick))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(__doc__, run, "smaller sizes, fewer repeats",
+                          value_width=14, unit_width=8))

@@ -23,12 +23,10 @@ repeats of ``time.perf_counter_ns``; the machine is shared, so read ratios.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 try:
@@ -37,6 +35,7 @@ except ImportError:  # run from a checkout: use the in-place build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
+from _common import main, median_ns, row
 
 from fasterapi._response import JsonBuilder, ResponseBuilder
 
@@ -182,15 +181,6 @@ def _cases() -> list[tuple[str, object, str]]:
     ]
 
 
-def _per_op_ns(fn, n: int, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        fn(n)
-        times.append((time.perf_counter_ns() - t0) / n)
-    return statistics.median(times)
-
-
 def run(quick: bool = False) -> list[dict]:
     """Measure everything; return rows for bench/primitives.py.
 
@@ -202,8 +192,7 @@ def run(quick: bool = False) -> list[dict]:
     rows = []
     for name, fn, note in _cases():
         fn(n // 10)  # warm up
-        rows.append({"section": SECTION, "name": name, "value": _per_op_ns(fn, n, repeats),
-                     "unit": "ns/op", "note": note})
+        rows.append(row(SECTION, name, median_ns(partial(fn, n), repeats) / n, "ns/op", note))
     by = {r["name"]: r["value"] for r in rows}
     ours = by["text 200: ResponseBuilder, reset + finalize view"]
     for other in ("text 200: b''.join of parts", "text 200: b''.join + regex header checks"):
@@ -215,19 +204,6 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def _print_table(rows: list[dict]) -> None:
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        print(f"{r['name']:<{width}}  {r['value']:>8.0f} {r['unit']:<6}  {r['note']}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
-    args = parser.parse_args(argv)
-    _print_table(run(quick=args.quick))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(__doc__, run, "a tenth of the iterations",
+                          value_width=8, unit_width=6, fmt="{:.0f}".format))
