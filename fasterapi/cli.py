@@ -221,10 +221,6 @@ def run_command(app: str, app_dir: str, **options: Any) -> None:
     supervised = (process["workers"] > 1 or process["workers_max_rss"] is not None
                   or source is not click.core.ParameterSource.DEFAULT)
     try:
-        if process["workers"] > 1 and options.get("metrics_port") is not None:
-            # Each worker would bind the one port; aggregating them in the
-            # supervisor is not written yet.
-            raise ValueError("--metrics-port cannot be combined with --workers > 1 yet")
         if process["reload"]:
             from fasterapi.reload import run_reloader
 

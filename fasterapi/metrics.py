@@ -13,7 +13,13 @@ Nothing here runs unless ``--metrics-port`` is given.  Then:
   numbers it reads are never half-updated.
 
 It uses prometheus-client's default registry, so metrics the app registers
-itself come out on the same page.  prometheus-client is an optional
+itself come out on the same page.
+
+With ``--workers`` the supervisor serves ``/metrics`` instead (one listener,
+on an asyncio loop in a thread of the supervisor process).  Workers keep
+counting into their ``Stats`` and send a ``snapshot()`` with every heartbeat;
+``WorkerTotals`` sums them, keeps the last snapshot of every worker that
+exited (counters never go backwards) and counts the supervisor's restarts.  prometheus-client is an optional
 dependency (``pip install prometheus-client``); without it the server refuses
 to start with a message saying so.
 """
@@ -22,12 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import logging
+import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
-__all__ = ["Stats", "STATS", "record_worker_restart", "start_metrics_server", "wrap_app"]
+__all__ = [
+    "RESTART_REASONS", "STATS", "Snapshot", "Stats", "WorkerTotals", "record_worker_restart",
+    "serve_worker_totals", "snapshot", "start_metrics_server", "wrap_app",
+]
 
 logger = logging.getLogger("fasterapi.error")
 
@@ -38,6 +49,12 @@ _FIRST = BUCKETS[0]
 _MAX_HEAD = 8192          # a scrape request head larger than this is refused
 _HEAD_TIMEOUT = 5.0       # seconds a scraper may take to send its request head
 
+# Why a supervisor replaced a worker: it died, it missed its health check,
+# it stopped by itself (--limit-max-requests), it outgrew --workers-max-rss,
+# or SIGHUP rolled it.  Every reason is exported from the start (at 0), so a
+# rate() over it has a first sample before the first restart.
+RESTART_REASONS = ("died", "hung", "recycled", "rss", "sighup")
+
 
 class Stats:
     """Per-process counters, updated on the event loop, read at scrape time."""
@@ -46,7 +63,7 @@ class Stats:
         self.requests: dict[tuple[str, int], int] = {}
         self.bucket_counts = [0] * (len(BUCKETS) + 1)   # the last one is +Inf
         self.duration_sum = 0.0
-        self.worker_restarts = 0
+        self.worker_restarts = dict.fromkeys(RESTART_REASONS, 0)
 
     def observe(self, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -63,9 +80,97 @@ class Stats:
 STATS = Stats()
 
 
-def record_worker_restart() -> None:
-    """Count one worker restart in ``fasterapi_worker_restarts_total`` (for the supervisor)."""
-    STATS.worker_restarts += 1
+def record_worker_restart(reason: str = "died") -> None:
+    """Count one restart in this process' ``fasterapi_worker_restarts_total{reason}``.
+
+    For an embedder whose own process manager restarts workers (fasterapi's
+    supervisor counts into ``WorkerTotals`` instead).  Raises ValueError if
+    `reason` is not one of ``RESTART_REASONS``.
+    """
+    if reason not in STATS.worker_restarts:
+        raise ValueError(f"reason must be one of {RESTART_REASONS}; got {reason!r}")
+    STATS.worker_restarts[reason] += 1
+
+
+class Snapshot(NamedTuple):
+    """One process' numbers at one moment: what a worker sends its supervisor with each heartbeat."""
+
+    requests: dict[tuple[str, int], int]
+    bucket_counts: list[int]
+    duration_sum: float
+    open_connections: int
+    app_tasks: int
+    queue_depth: int
+
+
+def snapshot(stats: Stats, server_state: Any) -> Snapshot:
+    """A copy of `stats` and the current gauges of `server_state` (call it on the server's loop)."""
+    return Snapshot(stats.requests.copy(), stats.bucket_counts.copy(), stats.duration_sum,
+                    len(server_state.connections), len(server_state.tasks), _queue_depth())
+
+
+class WorkerTotals:
+    """The supervisor's sum of its workers' snapshots, plus the restarts it counted.
+
+    The supervisor's main thread writes (``update``, ``retire``,
+    ``count_restart``); the metrics thread reads (``totals``) at scrape time.
+    One lock keeps a scrape from seeing a worker both live and retired.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[int, Snapshot] = {}
+        # Counters of the workers that exited, as of their last snapshot.
+        self._retired = Stats()
+        self._restarts = dict.fromkeys(RESTART_REASONS, 0)
+
+    def update(self, pid: int, snap: Snapshot) -> None:
+        """Take `snap` as worker `pid`'s latest numbers (its counters only grow)."""
+        with self._lock:
+            self._live[pid] = snap
+
+    def retire(self, pid: int) -> None:
+        """Worker `pid` is gone: keep its counters, drop its gauges.
+
+        Requests it answered after its last snapshot are lost (a SIGKILLed
+        worker cannot report them); a graceful stop sends a final one.
+        """
+        with self._lock:
+            snap = self._live.pop(pid, None)
+            if snap is None:
+                return
+            retired = self._retired
+            for key, count in snap.requests.items():
+                retired.requests[key] = retired.requests.get(key, 0) + count
+            for i, count in enumerate(snap.bucket_counts):
+                retired.bucket_counts[i] += count
+            retired.duration_sum += snap.duration_sum
+
+    def count_restart(self, reason: str) -> None:
+        """Count one restart; `reason` is one of ``RESTART_REASONS``."""
+        with self._lock:
+            self._restarts[reason] += 1
+
+    def totals(self) -> tuple[Snapshot, dict[str, int]]:
+        """Counters summed over live and retired workers, gauges over live ones, and the restarts."""
+        with self._lock:
+            live = list(self._live.values())
+            retired = self._retired
+            requests = retired.requests.copy()
+            buckets = retired.bucket_counts.copy()
+            duration = retired.duration_sum
+            for snap in live:
+                for key, count in snap.requests.items():
+                    requests[key] = requests.get(key, 0) + count
+                for i, count in enumerate(snap.bucket_counts):
+                    buckets[i] += count
+                duration += snap.duration_sum
+            restarts = self._restarts.copy()
+        return Snapshot(
+            requests, buckets, duration,
+            sum(s.open_connections for s in live), sum(s.app_tasks for s in live),
+            sum(s.queue_depth for s in live),
+        ), restarts
 
 
 def wrap_app(app: Any, stats: Stats) -> Any:
@@ -112,43 +217,62 @@ class Collector:
 
     def collect(self) -> Iterator[Any]:
         """Yield the metric families (runs on the event loop, inside a scrape)."""
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            HistogramMetricFamily,
-        )
+        yield from _families(snapshot(self.stats, self.server_state), self.stats.worker_restarts)
 
-        stats = self.stats
-        requests = CounterMetricFamily(
-            "fasterapi_requests", "HTTP requests answered, by method and status.",
-            labels=["method", "status"],
-        )
-        for (method, status), count in sorted(stats.requests.items()):
-            requests.add_metric([method, str(status)], count)
-        yield requests
 
-        cumulative, buckets = 0, []
-        for bound, count in zip((*BUCKETS, float("inf")), stats.bucket_counts, strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        yield HistogramMetricFamily(
-            "fasterapi_request_duration_seconds",
-            "Time from the parsed request head to the complete response, per HTTP request.",
-            buckets=buckets, sum_value=stats.duration_sum,
-        )
-        state = self.server_state
-        yield GaugeMetricFamily(
-            "fasterapi_open_connections", "Open HTTP connections.", value=len(state.connections))
-        yield GaugeMetricFamily(
-            "fasterapi_app_tasks", "App tasks running (requests being handled).",
-            value=len(state.tasks))
-        yield GaugeMetricFamily(
-            "fasterapi_dispatch_queue_depth",
-            "Parsed requests waiting in the dispatch ring for an app task.",
-            value=_queue_depth())
-        yield CounterMetricFamily(
-            "fasterapi_worker_restarts", "Worker processes restarted by the supervisor.",
-            value=stats.worker_restarts)
+class TotalsCollector:
+    """prometheus-client Collector for the supervisor: the fasterapi_* families from WorkerTotals."""
+
+    def __init__(self, totals: WorkerTotals):
+        self.totals = totals
+
+    def describe(self) -> list[Any]:
+        """No up-front description: the registry then calls collect() only at scrape time."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the metric families summed over the workers (runs in the metrics thread)."""
+        yield from _families(*self.totals.totals())
+
+
+def _families(snap: Snapshot, restarts: dict[str, int]) -> Iterator[Any]:
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
+    requests = CounterMetricFamily(
+        "fasterapi_requests", "HTTP requests answered, by method and status.",
+        labels=["method", "status"],
+    )
+    for (method, status), count in sorted(snap.requests.items()):
+        requests.add_metric([method, str(status)], count)
+    yield requests
+
+    cumulative, buckets = 0, []
+    for bound, count in zip((*BUCKETS, float("inf")), snap.bucket_counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    yield HistogramMetricFamily(
+        "fasterapi_request_duration_seconds",
+        "Time from the parsed request head to the complete response, per HTTP request.",
+        buckets=buckets, sum_value=snap.duration_sum,
+    )
+    yield GaugeMetricFamily(
+        "fasterapi_open_connections", "Open HTTP connections.", value=snap.open_connections)
+    yield GaugeMetricFamily(
+        "fasterapi_app_tasks", "App tasks running (requests being handled).", value=snap.app_tasks)
+    yield GaugeMetricFamily(
+        "fasterapi_dispatch_queue_depth",
+        "Parsed requests waiting in the dispatch ring for an app task.", value=snap.queue_depth)
+    restarted = CounterMetricFamily(
+        "fasterapi_worker_restarts", "Worker processes replaced by the supervisor, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in restarts.items():
+        restarted.add_metric([reason], count)
+    yield restarted
 
 
 def _queue_depth() -> int:
@@ -161,20 +285,28 @@ def _queue_depth() -> int:
     return dispatch_queue_depth(loop)
 
 
-_registered: Collector | None = None
+_registered: Any = None
 
 
-def _register(stats: Stats, server_state: Any) -> Any:
+def _register(collector: Any) -> Any:
     global _registered
     from prometheus_client import REGISTRY
 
-    # One collector per process; a second server in it (tests) takes it over.
-    if _registered is None:
-        _registered = Collector(stats, server_state)
-        REGISTRY.register(_registered)
-    else:
-        _registered.stats, _registered.server_state = stats, server_state
+    # One fasterapi collector per process; a second server in it (tests) replaces it.
+    if _registered is not None:
+        REGISTRY.unregister(_registered)
+    REGISTRY.register(collector)
+    _registered = collector
     return REGISTRY
+
+
+def _require_client() -> None:
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "--metrics-port needs prometheus-client: pip install prometheus-client"
+        ) from exc
 
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, registry: Any) -> None:
@@ -212,19 +344,61 @@ async def start_metrics_server(config: Any, server_state: Any, stats: Stats = ST
     Raises ImportError (with the install command) if prometheus-client is
     missing, and OSError if the address cannot be bound.
     """
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            "--metrics-port needs prometheus-client: pip install prometheus-client"
-        ) from exc
-    registry = _register(stats, server_state)
+    _require_client()
+    registry = _register(Collector(stats, server_state))
     # Read by each new connection (HttpCore.connection_made).
     config.metrics_stats = stats
+    return await _listen(registry, config.metrics_host, config.metrics_port)
+
+
+async def _listen(registry: Any, host: str, port: int) -> asyncio.AbstractServer:
     server = await asyncio.start_server(
-        lambda r, w: _handle(r, w, registry), config.metrics_host, config.metrics_port,
-        limit=_MAX_HEAD,
-    )
-    host, port = server.sockets[0].getsockname()[:2]
-    logger.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+        lambda r, w: _handle(r, w, registry), host, port, limit=_MAX_HEAD)
+    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    logger.info("Prometheus metrics on http://%s:%d/metrics", bound_host, bound_port)
     return server
+
+
+def serve_worker_totals(totals: WorkerTotals, host: str, port: int) -> Callable[[], None]:
+    """Serve `totals` on http://host:port/metrics from a daemon thread; return a stop function.
+
+    For the ``--workers`` supervisor, whose main thread blocks in
+    ``multiprocessing.connection.wait``: its own asyncio loop in a thread
+    answers scrapes without waiting for the supervisor's next tick, and a
+    slow scraper cannot delay health checks.  Returns once the port is
+    bound; raises ImportError (prometheus-client missing) or OSError (the
+    address cannot be bound) from the caller's thread.
+    """
+    _require_client()
+    registry = _register(TotalsCollector(totals))
+    loop = asyncio.new_event_loop()
+    bound: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            server = loop.run_until_complete(_listen(registry, host, port))
+        except BaseException as exc:
+            loop.close()
+            bound.set_exception(exc)
+            return
+        bound.set_result(None)
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    thread = threading.Thread(target=run, name="fasterapi-metrics", daemon=True)
+    thread.start()
+    bound.result()
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+    return stop
