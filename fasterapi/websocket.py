@@ -118,7 +118,8 @@ class WebSocketProtocol(asyncio.Protocol):
         for v in _header_values(self.headers, b"sec-websocket-protocol"):
             protos.extend(p.strip() for p in v.decode("latin-1").split(",") if p.strip())
         scope["subprotocols"] = protos
-        scope["extensions"] = {"websocket.http.response": {}}
+        # Keep what the HTTP layer put there (the "tls" extension on wss).
+        scope["extensions"] = {**(scope.get("extensions") or {}), "websocket.http.response": {}}
         self.scope = scope
         self.client = scope.get("client")
         self.state = _HANDSHAKE
