@@ -74,11 +74,30 @@ cdef bint spsc_try_pop(SPSCRing *r, void **item) noexcept nogil
 cdef Py_ssize_t spsc_size(SPSCRing *r) noexcept nogil
 
 
-cdef class SPSCQueue:
+# One try-operation for either ring and direction: for a push `*slot` is the
+# item to append, for a pop the item is written to `*slot`.
+ctypedef bint (*_try_op)(void *ring, void **slot) noexcept nogil
+
+# A ring kind's functions behind void pointers, so that one Python class
+# implementation (_RingQueue) serves both rings.
+cdef struct _RingOps:
+    const char *name                                  # the Python class's name
+    _try_op push
+    _try_op pop
+    Py_ssize_t (*size)(void *ring) noexcept nogil
+    void (*free)(void *ring) noexcept
+
+
+cdef class _RingQueue:
+    cdef void *_ring                  # the subclass's ring; NULL until its init succeeded
+    cdef const _RingOps *_ops         # that ring's functions
+    cdef Py_ssize_t _capacity
+    cdef void _bind(self, void *ring, const _RingOps *ops, uint64_t mask) noexcept
+
+
+cdef class SPSCQueue(_RingQueue):
     cdef SPSCRing ring
-    cdef Py_ssize_t _capacity
 
 
-cdef class MPMCQueue:
+cdef class MPMCQueue(_RingQueue):
     cdef MPMCRing ring
-    cdef Py_ssize_t _capacity
