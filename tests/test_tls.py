@@ -175,7 +175,6 @@ def test_wss_scheme(serve, pki):
     assert body["scheme"] == "wss"
 
 
-@pytest.mark.xfail(reason="fasterapi/websocket.py replaces scope['extensions'], dropping tls", strict=False)
 def test_wss_keeps_tls_extension(serve, pki):
     from websockets.sync.client import connect
 
