@@ -7,6 +7,8 @@ would point it at their own module.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import signal
 import socket
@@ -19,6 +21,49 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
+
+
+# -- access-log tests (test_accesslog.py, test_accesslog_format.py) -----------
+
+_LOGGERS = [f"{prefix}{suffix}" for prefix in ("fasterapi", "uvicorn")
+            for suffix in ("", ".error", ".access", ".asgi")]
+
+
+async def _ok_app(scope, receive, send):
+    """200 "ok" to every http request."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def default_logging():
+    """Our LOGGING_CONFIG applied; yields a function that points the access handler at a fresh StringIO.
+
+    The function takes Config's keywords and returns the StringIO.  The
+    loggers are put back as they were afterwards: other test modules (caplog
+    users) depend on our loggers not being configured.
+    """
+    from fasterapi.config import Config
+
+    saved = {}
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), list(logger.filters), logger.level,
+                       logger.propagate, logger.disabled)
+
+    def configure(**options):
+        Config(_ok_app, **options)
+        out = io.StringIO()
+        logging.getLogger("fasterapi.access").handlers[0].setStream(out)
+        return out
+    yield configure
+    for name, (handlers, filters, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers, logger.filters = handlers, filters
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 def free_port() -> int:

@@ -23,7 +23,6 @@ import uvloop
 
 from fasterapi import accesslog
 from fasterapi._protocol import flush_access_log, loop_state
-from fasterapi.config import Config
 from fasterapi.logging import (
     ACCESS_FORMAT,
     AccessFormatter,
@@ -50,37 +49,6 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
-
-
-LOGGERS = [f"{prefix}{suffix}" for prefix in ("fasterapi", "uvicorn")
-           for suffix in ("", ".error", ".access", ".asgi")]
-
-
-@pytest.fixture
-def default_logging():
-    """Our LOGGING_CONFIG applied; yields a function that points the access handler at a fresh StringIO.
-
-    The loggers are put back as they were afterwards: other test modules
-    (caplog users) depend on our loggers not being configured.
-    """
-    saved = {}
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (list(logger.handlers), list(logger.filters), logger.level,
-                       logger.propagate, logger.disabled)
-
-    def configure(**options):
-        Config(app, **options)
-        handler = logging.getLogger("fasterapi.access").handlers[0]
-        out = io.StringIO()
-        handler.setStream(out)
-        return out
-    yield configure
-    for name, (handlers, filters, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers, logger.filters = handlers, filters
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 def slow_lines(records, use_colors):

@@ -8,7 +8,6 @@ real CLI (``serve`` fixture) with a format, with ``json`` and with a bad atom.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -22,9 +21,6 @@ import pytest
 from fasterapi import accesslog
 from fasterapi.accesslog import AccessFormat, JsonAccessFormat, compile_format
 from fasterapi.config import Config
-
-LOGGERS = [f"{prefix}{suffix}" for prefix in ("fasterapi", "uvicorn")
-           for suffix in ("", ".error", ".access", ".asgi")]
 
 SCOPE = {
     "type": "http", "method": "POST", "path": "/items/1", "query_string": b"x=1&y=2",
@@ -50,28 +46,6 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
-
-
-@pytest.fixture
-def default_logging():
-    """Our LOGGING_CONFIG applied; yields a function that points the access handler at a StringIO."""
-    saved = {}
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (list(logger.handlers), list(logger.filters), logger.level,
-                       logger.propagate, logger.disabled)
-
-    def configure(**options):
-        Config(app, **options)
-        out = io.StringIO()
-        logging.getLogger("fasterapi.access").handlers[0].setStream(out)
-        return out
-    yield configure
-    for name, (handlers, filters, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers, logger.filters = handlers, filters
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 # -- atoms ---------------------------------------------------------------------
