@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from fasterapi.config import STARTUP_FAILURE, Config
-from fasterapi.supervisor import WorkerTarget, bind_sockets, worker_main
+from fasterapi.supervisor import WorkerTarget, bind_and_announce, worker_main
 
 logger = logging.getLogger("fasterapi.error")
 
@@ -174,16 +174,7 @@ def run_reloader(app: str, *, app_dir: str | None = None, reload_dirs: Sequence[
     except ImportError:
         logger.error("--reload needs watchfiles: pip install watchfiles")
         sys.exit(STARTUP_FAILURE)
-    from fasterapi.supervisor import _log_listening
-
-    try:
-        sockets, owner = bind_sockets(config)
-    except OSError as exc:
-        from fasterapi.server import Server
-
-        logger.error("%s", Server(config)._bind_error(exc))
-        sys.exit(STARTUP_FAILURE)
-    _log_listening(config, sockets)
+    sockets, owner = bind_and_announce(config)
     target = WorkerTarget(app=app, app_dir=app_dir, options=options)
     dirs = list(reload_dirs) or [os.getcwd()]
     try:

@@ -576,14 +576,7 @@ def run_supervisor(app: str, *, app_dir: str | None = None, workers: int = 1,
     if not isinstance(app, str):
         raise ValueError("--workers needs the app as an import string (\"module:attr\")")
     config = Config(app, **options)  # configures logging; validates options early
-    try:
-        sockets, owner = bind_sockets(config)
-    except OSError as exc:
-        from fasterapi.server import Server
-
-        logger.error("%s", Server(config)._bind_error(exc))
-        sys.exit(STARTUP_FAILURE)
-    _log_listening(config, sockets)
+    sockets, owner = bind_and_announce(config)
     totals = WorkerTotals()
     stop_metrics = None
     try:
@@ -609,6 +602,23 @@ def run_supervisor(app: str, *, app_dir: str | None = None, workers: int = 1,
             sock.close()
         if owner is not None:
             owner._remove_uds()
+
+
+def bind_and_announce(config: Config) -> tuple[list[socket.socket], Any]:
+    """bind_sockets, then log where we listen (the --workers and --reload parents).
+
+    Logs the reason and exits with code 3 (SystemExit) if the listening
+    socket cannot be bound.
+    """
+    try:
+        sockets, owner = bind_sockets(config)
+    except OSError as exc:
+        from fasterapi.server import Server
+
+        logger.error("%s", Server(config)._bind_error(exc))
+        sys.exit(STARTUP_FAILURE)
+    _log_listening(config, sockets)
+    return sockets, owner
 
 
 def _log_listening(config: Config, sockets: list[socket.socket]) -> None:
