@@ -35,6 +35,17 @@ def per_op_ns(fn, n: int, repeats: int, clock=time.perf_counter_ns) -> float:
     return median_ns(fn, repeats, clock) / n
 
 
+def per_op_or_skip(make, args: tuple, n: int, repeats: int) -> tuple[float, str | None]:
+    """per_op_ns of the loop `make(*args)` builds, and None; or NaN and a
+    "skipped: ..." note when `make` raises ImportError (a competitor that is
+    not installed)."""
+    try:
+        loop = make(*args)
+    except ImportError as exc:
+        return float("nan"), f"skipped: {exc}"
+    return per_op_ns(loop, n, repeats), None
+
+
 def loop_floor(n: int):
     """The Python-level rows' loop shape calling two trivial C builtins: a
     floor, not a correction (the method lookups are bound once in both cases)."""

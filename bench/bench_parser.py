@@ -32,7 +32,7 @@ try:
 except ImportError:  # run from a checkout: use the in-place build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import main, per_op_ns, row
+from _common import main, per_op_or_skip, row
 
 from fasterapi._http import END, RequestParser
 
@@ -181,12 +181,8 @@ def run(quick: bool = False) -> list[dict]:
             ("httptools", _httptools, "callbacks + parse_url + scope, as uvicorn"),
             ("h11", _h11, "fresh Connection per request"),
         ):
-            try:
-                loop = make(raw, n)
-            except ImportError as exc:
-                rows.append(_row(f"{label}: {who}", float("nan"), f"skipped: {exc}"))
-                continue
-            rows.append(_row(f"{label}: {who}", per_op_ns(loop, n, repeats), note))
+            value, skipped = per_op_or_skip(make, (raw, n), n, repeats)
+            rows.append(_row(f"{label}: {who}", value, skipped or note))
     return rows
 
 

@@ -32,7 +32,7 @@ try:
 except ImportError:  # run from a checkout: use the in-place build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import main, per_op_ns, row
+from _common import main, per_op_or_skip, row
 
 from fasterapi._websocket import (
     FrameParser,
@@ -195,12 +195,8 @@ def run(quick: bool = False) -> list[dict]:
         cases.append((f"unmask {label}", _ours_mask, _ws_mask, (payload, n), "copy + XOR"))
         for name, ours, theirs, args, note in cases:
             for who, make in (("fasterapi", ours), ("websockets", theirs)):
-                try:
-                    loop = make(*args)
-                except ImportError as exc:
-                    rows.append(_row(f"{name}: {who}", float("nan"), f"skipped: {exc}"))
-                    continue
-                rows.append(_row(f"{name}: {who}", per_op_ns(loop, n, repeats), note))
+                value, skipped = per_op_or_skip(make, args, n, repeats)
+                rows.append(_row(f"{name}: {who}", value, skipped or note))
     return rows
 
 
