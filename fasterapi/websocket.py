@@ -150,11 +150,26 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- the handshake --
 
     def start(self, data: bytes) -> None:
-        """Check the upgrade request (RFC 6455 §4.2.1), then run the app."""
+        """Check the upgrade request (RFC 6455 §4.2.1), then run the app.
+
+        Over ``--limit-concurrency`` the handshake is answered 503 and the
+        connection closed without running the app.
+        """
         self.server_state.connections.add(self)
         if data:
             self.pending += data
         self._pause()            # the client must wait for our 101 (§4.1)
+        limit = self.config.limit_concurrency
+        if limit is not None and (len(self.server_state.connections) > limit
+                                  or len(self.server_state.tasks) >= limit):
+            # The same test HttpCore makes before running an HTTP request (this
+            # connection is counted, HttpCore having handed it over): an
+            # upgrade is a request, so over the limit it gets the same 503 and
+            # the app never runs.
+            error_logger.warning("Exceeded concurrency limit.")
+            self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")],
+                                b"Service Unavailable\n")
+            return
         problem = self._check_request()
         if problem is not None:
             status, text, extra = problem

@@ -316,6 +316,41 @@ def test_bad_handshakes(serve, kwargs, status):
     s.close()
 
 
+async def test_limit_concurrency_refuses_upgrade_with_503(serve):
+    server = serve("ws_apps:echo", "--limit-concurrency", "1")
+
+    async def first():
+        # The readiness probe's connection (or the last refused one) may not
+        # have been dropped yet and still counts against the limit: retry.
+        for _ in range(50):
+            try:
+                return await connect(url(server, "/first"))
+            except InvalidStatus as exc:
+                assert exc.response.status_code == 503
+                await asyncio.sleep(0.05)
+        raise AssertionError("no WebSocket was accepted under --limit-concurrency 1")
+
+    ws = await first()
+    try:
+        await ws.send("held")
+        assert await ws.recv() == "held"
+        s, head, f = await asyncio.to_thread(raw_upgrade, server.port, "/second")
+        assert head.startswith(b"HTTP/1.1 503 "), head
+        assert b"connection: close\r\n" in head
+        n = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert f.read(n) == b"Service Unavailable\n"
+        assert f.read(1) == b""                  # closed, and the app never ran
+        s.close()
+        await ws.send("still")                    # the held one is unaffected
+        assert await ws.recv() == "still"
+    finally:
+        await ws.close()
+    out = server.output()
+    assert "Exceeded concurrency limit." in out
+    assert '"WebSocket /second" 503' in out
+    assert '"WebSocket /second" [accepted]' not in out
+
+
 def test_ws_none_serves_http(serve):
     server = serve("ws_apps:echo", "--ws", "none")
     s, head, f = raw_upgrade(server.port, "/plain")
