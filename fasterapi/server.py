@@ -45,6 +45,9 @@ if sys.platform == "win32":  # pragma: no cover
 # is uvicorn's tick: short enough that a stop feels immediate, long enough to
 # cost nothing.  Signals set should_exit from a loop callback, so no lock.
 TICK = 0.1
+# After the graceful timeout: how long apps that were sent http.disconnect
+# may take to finish by themselves before their tasks are cancelled.
+FORCE_CLOSE_GRACE = 1.0
 
 logger = logging.getLogger("fasterapi.error")
 
@@ -305,6 +308,11 @@ class Server:
         for connection in list(state.connections):
             connection.force_close()
         tasks = [task for task in state.tasks if not task.done()]
+        if tasks:
+            # force_close() told each app http.disconnect (WebSockets got
+            # 1012): a stream (SSE) that listens for it ends by itself and
+            # runs its own clean-up.  Give that a bounded moment first.
+            _, tasks = await asyncio.wait(tasks, timeout=FORCE_CLOSE_GRACE)
         for task in tasks:
             task.cancel()
         if tasks:

@@ -59,3 +59,24 @@ def test_access_log_names_the_client_after_proxy_headers(serve):
     line = next(ln for ln in out.splitlines() if '"GET /p HTTP/1.1"' in ln)
     assert "203.0.113.7:0" in line or "203.0.113.7" in line, line
     assert "127.0.0.1" not in line, line
+
+
+def test_sse_stream_gets_disconnect_at_the_graceful_timeout(serve):
+    # A stream never ends by itself: at the end of --timeout-graceful-shutdown
+    # the app is told http.disconnect (so it can clean up) and the server exits 0.
+    server = serve("sse_apps:events", "--timeout-graceful-shutdown", "1")
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+    sock.settimeout(5)
+    first = sock.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200 ") and b"text/event-stream" in first
+    start = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    rest = _read_all(sock, timeout=10)       # the server closes the stream
+    sock.close()
+    assert b"data: " in first + rest
+    assert server.proc.wait(15) == 0
+    out = server.output()
+    assert "SSE-DISCONNECTED" in out, out
+    assert "Graceful shutdown timed out after 1" in out, out
+    assert time.monotonic() - start < 8
