@@ -46,8 +46,9 @@ __all__ = ["HttpCore", "RequestCycle", "LoopState", "loop_state", "set_direct_di
 
 error_logger = logging.getLogger("fasterapi.error")
 
-# ASGI HTTP connection scope (asgiref "www" spec 2.4).  Shared by the scopes of
-# one connection: apps read it, none we know of write it.
+# ASGI HTTP connection scope (asgiref "www" spec 2.4).  Each request gets its
+# own copy (_start_request): a scope belongs to its request, and a middleware
+# that writes into scope["asgi"] must not change what other requests see.
 cdef dict _ASGI = {"version": "3.0", "spec_version": "2.4"}
 cdef dict _DISCONNECT_PROTO = {"type": "http.disconnect"}
 
@@ -553,6 +554,7 @@ cdef class HttpCore:
         cdef dict scope = head.scope
         self.deadline_kind = DL_NONE
         self.server_state.total_requests += 1
+        scope["asgi"] = _ASGI.copy()
         if self.root_path_b:
             # ASGI 2.4 / uvicorn: path and raw_path include root_path.
             scope["path"] = self.root_path + scope["path"]

@@ -56,11 +56,6 @@ CLOSE_TIMEOUT = 10.0
 
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
-# ASGI websocket scope (asgiref www spec 2.4); the denial-response extension
-# (asgiref extensions.rst, "WebSocket Denial Response").
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
-
-
 class ClientDisconnected(OSError):
     """``send()`` on a WebSocket the client already closed (or that was lost)."""
 

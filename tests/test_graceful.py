@@ -80,3 +80,21 @@ def test_sse_stream_gets_disconnect_at_the_graceful_timeout(serve):
     assert "SSE-DISCONNECTED" in out, out
     assert "Graceful shutdown timed out after 1" in out, out
     assert time.monotonic() - start < 8
+
+
+def test_scope_asgi_dict_is_not_shared_between_requests(serve):
+    # Strictly a scope-isolation test; it lives with the other black-box
+    # lifecycle tests for want of a better home.
+    server = serve("scope_apps:mutate_asgi")
+    replies = []
+    for _ in range(3):      # a new connection each time, and ...
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            replies.append(_read_all(sock))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:   # ... keep-alive
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 2
+                     + b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        replies.append(_read_all(sock))
+    for reply in replies:
+        assert b"scribbled" not in reply, reply
+        assert b"('spec_version', '2.4'), ('version', '3.0')" in reply, reply
