@@ -34,9 +34,9 @@ import os
 import time
 import weakref
 from email.utils import formatdate
-from http import HTTPStatus
 
 from fasterapi._http import END, HttpParserError
+from fasterapi._response import reason_phrase, status_line
 from fasterapi.tls import tls_extension as _tls_extension
 
 from fasterapi.accesslog import emit as _emit_access
@@ -285,11 +285,7 @@ def _check_pending(list cycles):
 
 
 cdef bytes _error_body(int status):
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return (phrase + "\n").encode()
+    return ((reason_phrase(status) or "Error") + "\n").encode()
 
 
 # -- per connection ------------------------------------------------------------
@@ -1237,8 +1233,8 @@ cdef class RequestCycle:
         cdef bytes head
         if status != 500:
             self.keep_alive = False
-        head = (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                b"content-length: %d\r\n" % (status, _phrase(status), len(body)))
+        head = (status_line(status) + b"content-type: text/plain; charset=utf-8\r\n"
+                b"content-length: %d\r\n" % len(body))
         if not self.keep_alive:
             head += b"connection: close\r\n"
         elif not self.http11:
@@ -1253,9 +1249,3 @@ cdef class RequestCycle:
         self._complete()
         return 0
 
-
-cdef bytes _phrase(int status):
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b"Error"

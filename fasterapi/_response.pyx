@@ -73,7 +73,8 @@ cdef extern from "Python.h":
     object PyNumber_ToBase(object n, int base)
 
 
-__all__ = ["LAST_CHUNK", "JsonBuilder", "ResponseBuilder", "format_chunk", "status_line"]
+__all__ = ["LAST_CHUNK", "JsonBuilder", "ResponseBuilder", "format_chunk", "reason_phrase",
+           "status_line"]
 
 LAST_CHUNK = b"0\r\n\r\n"
 """The last chunk with no trailer section (RFC 9112 §7.1): ends a chunked body."""
@@ -137,6 +138,15 @@ cdef Py_ssize_t _i
 for _i in range(500):
     _status_ptr[_i] = PyBytes_AS_STRING(_STATUS_LINES[_i])
     _status_len[_i] = PyBytes_GET_SIZE(_STATUS_LINES[_i])
+
+
+def reason_phrase(int code):
+    """Return the RFC 9110 §15 reason phrase for ``code`` ("" for a code with none).
+
+    The one phrase table of the package: the server's own error responses and
+    WebSocket handshake refusals use it too, so every response says the same.
+    """
+    return _REASONS.get(code, "")
 
 
 def status_line(int code):

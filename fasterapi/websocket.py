@@ -29,9 +29,9 @@ import logging
 import os
 from collections import deque
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import Any
 
+from fasterapi._response import reason_phrase
 from fasterapi._websocket import (
     BytesMessage,
     Close,
@@ -232,8 +232,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._feed(data)
 
     def _head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
-        lines = [f"HTTP/1.1 {status} {phrase}\r\n".encode()]
+        # 600-999 are accepted from the app but have no phrase: empty, as
+        # RFC 9112 §4 allows and the response builder does.
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status).encode("ascii"))]
         lines.extend(n + b": " + v + b"\r\n" for n, v in headers)
         names = {n for n, _ in headers}
         for n, v in self.config.encoded_headers:
