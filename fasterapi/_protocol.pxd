@@ -38,6 +38,8 @@ cdef class LoopState:
     cdef object loop_time            # bound loop.time
     cdef object call_soon            # bound loop.call_soon
     cdef object create_task          # bound loop.create_task
+    cdef object context              # contextvars.Context request tasks copy
+    cdef bint eager                  # start request tasks eagerly (3.12+, no task factory)
     cdef SPSCRing ring               # request cycles waiting for a task
     cdef bint ring_ready             # spsc_init succeeded (free on dealloc)
     cdef bint drain_scheduled        # a _drain callback is queued
@@ -143,6 +145,7 @@ cdef class RequestCycle:
     cdef bint body_done              # the last http.request (more_body False) was delivered
     cdef bint started                # the app task was created
     cdef bint running                # the app task took its first step
+    cdef bint finished               # the app returned or raised (_run's finally ran)
     # request body not yet handed to the app
     cdef list body
     cdef Py_ssize_t body_len
@@ -158,7 +161,7 @@ cdef class RequestCycle:
     cdef object raised               # the RuntimeError we raised to the app
     cdef double t0                   # perf_counter() at the request head (metrics or a timed access format)
 
-    cdef int _start(self) except -1
+    cdef int _start(self, bint eager) except -1
     cdef int _send(self, object message) except -1
     cdef int on_body(self, bytes data) except -1
     cdef int on_end(self) except -1

@@ -8,6 +8,7 @@ tests/protocols/test_http.py shape).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import types
 
@@ -877,6 +878,33 @@ def test_tasks_and_connections_bookkeeping(run):
         await c.until(lambda: not c.state.tasks)
         c.t.close()
         await c.until(lambda: c.proto not in c.state.connections)
+    run(body)
+
+
+def test_each_request_runs_in_its_own_task_and_context(run, dispatch):
+    # Whether the task starts eagerly (3.12+) or through the loop, the app
+    # sees a task of its own, a contextvars copy that no other request
+    # shares, and a finished task leaves server_state.tasks.
+    var = contextvars.ContextVar("request_var", default=None)
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((asyncio.current_task(), var.get()))
+        var.set(scope["path"])
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def body():
+        c = Conn(app)
+        c.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [r[0] for r in await c.responses(3)] == [200, 200, 200]
+        tasks = [t for t, _ in seen]
+        assert None not in tasks and len(set(map(id, tasks))) == 3
+        assert [v for _, v in seen] == [None, None, None]
+        await c.until(lambda: not c.state.tasks)
     run(body)
 
 
