@@ -1,0 +1,135 @@
+"""The server's user-space cost per request, without sockets or wrk.
+
+    python -m bench.request_path                  # plaintext app, 64 connections
+    python -m bench.request_path --app echo --rounds 3000
+
+Drives ``fasterapi.protocol.HttpProtocol`` on a uvloop loop with in-memory
+transports, the way uvloop calls it (``get_buffer``/``buffer_updated``), one
+GET per connection per round, and reports CPU µs per request.  Kernel TCP is
+left out on purpose: it is the same for every server (see the floor in
+bench/http.py), and without it the figure is steady to a few percent, so a
+change to the request path can be judged in seconds.  The wrk benchmark stays
+the measure that counts; this one only says which way a change moves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import types
+
+import uvloop
+
+from bench import apps
+from fasterapi.protocol import HttpProtocol
+
+REQUESTS = {
+    "plaintext": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\n\r\n",
+    "echo": (b"POST / HTTP/1.1\r\nHost: localhost:8000\r\nContent-Length: 10240\r\n\r\n"
+             + b"x" * 10240),
+}
+
+
+class Transport:
+    """Counts the responses written; wakes the driver when a round is done."""
+
+    def __init__(self, counter):
+        self.counter = counter
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def write(self, data):
+        self.counter.wrote()
+
+    def writelines(self, items):
+        self.counter.wrote()
+
+    def close(self):
+        pass
+
+    def is_closing(self):
+        return False
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
+
+
+class Counter:
+    def __init__(self):
+        self.left = 0
+        self.done = None
+
+    def wrote(self):
+        self.left -= 1
+        if self.left == 0 and self.done is not None:
+            self.done.set_result(None)
+
+
+def config(app):
+    return types.SimpleNamespace(
+        loaded_app=app, root_path="", access_log=False, server_header=True, date_header=True,
+        encoded_headers=[], limit_concurrency=None, timeout_keep_alive=5,
+        timeout_request_header=10, timeout_request_body=30, max_request_line=8190,
+        max_header_bytes=65536, max_headers=100, max_chunk_ext=1024, max_body_size=0,
+        queue_size=1024, write_high_water=65536, read_buffer_limit=1048576,
+    )
+
+
+async def run(app, request: bytes, conns: int, rounds: int) -> float:
+    """CPU seconds per request over ``rounds`` rounds of one request per connection."""
+    loop = asyncio.get_running_loop()
+    counter = Counter()
+    state = types.SimpleNamespace(total_requests=0, connections=set(), tasks=set(), root_path="")
+    cfg = config(app)
+    protos = []
+    for _ in range(conns):
+        p = HttpProtocol(config=cfg, server_state=state)
+        p.connection_made(Transport(counter))
+        protos.append(p)
+    n = len(request)
+    t0 = time.process_time()
+    for _ in range(rounds):
+        counter.left = conns
+        counter.done = loop.create_future()
+        for p in protos:
+            buf = p.get_buffer(-1)
+            buf[:n] = request
+            p.buffer_updated(n)
+        await counter.done
+    elapsed = time.process_time() - t0
+    for p in protos:
+        p.connection_lost(None)
+    return elapsed / (conns * rounds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--app", choices=sorted(REQUESTS), default="plaintext")
+    ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    app = getattr(apps, args.app)
+    samples = []
+    for _ in range(args.repeats):
+        loop = uvloop.new_event_loop()
+        try:
+            samples.append(loop.run_until_complete(run(app, REQUESTS[args.app], args.conns, args.rounds)))
+        finally:
+            loop.close()
+    us = sorted(s * 1e6 for s in samples)
+    print(f"{args.app}: {statistics.median(us):.2f} µs/request "
+          f"(min {us[0]:.2f}, max {us[-1]:.2f}, {args.repeats} x {args.rounds} rounds x {args.conns} conns)")
+
+
+if __name__ == "__main__":
+    main()
