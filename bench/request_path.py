@@ -2,10 +2,13 @@
 
     python -m bench.request_path                  # plaintext app, 64 connections
     python -m bench.request_path --app echo --rounds 3000
+    python -m bench.request_path --app fastapi --server uvicorn
 
-Drives ``fasterapi.protocol.HttpProtocol`` on a uvloop loop with in-memory
-transports, the way uvloop calls it (``get_buffer``/``buffer_updated``), one
-GET per connection per round, and reports CPU µs per request.  Kernel TCP is
+Drives ``fasterapi.protocol.HttpProtocol`` (or uvicorn's httptools protocol,
+``--server uvicorn``) on a uvloop loop with in-memory transports, the way
+uvloop calls it (``get_buffer``/``buffer_updated`` for ours, ``data_received``
+for uvicorn's), one request per connection per round, and reports CPU µs per
+request.  Kernel TCP is
 left out on purpose: it is the same for every server (see the floor in
 bench/http.py), and without it the figure is steady to a few percent, so a
 change to the request path can be judged in seconds.  The wrk benchmark stays
@@ -29,7 +32,9 @@ REQUESTS = {
     "plaintext": b"GET / HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\n\r\n",
     "echo": (b"POST / HTTP/1.1\r\nHost: localhost:8000\r\nContent-Length: 10240\r\n\r\n"
              + b"x" * 10240),
+    "fastapi": b"GET /json HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\n\r\n",
 }
+APPS = {"plaintext": "plaintext", "echo": "echo", "fastapi": "fastapi_json"}
 
 
 class Transport:
@@ -74,6 +79,40 @@ class Counter:
             self.done.set_result(None)
 
 
+def fasterapi_protocol(app, state):
+    """A factory of our protocol objects, and how to feed one."""
+    cfg = config(app)
+
+    def make():
+        return HttpProtocol(config=cfg, server_state=state)
+
+    def feed(p, request, n):
+        buf = p.get_buffer(-1)
+        buf[:n] = request
+        p.buffer_updated(n)
+    return make, feed
+
+
+def uvicorn_protocol(app, state):
+    """uvicorn's httptools protocol (as bench/http.py runs it: no access log)."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    cfg = Config(app, http="httptools", loop="uvloop", access_log=False,
+                 proxy_headers=False, lifespan="off", log_level="warning")
+    cfg.load()
+
+    def make():
+        return HttpToolsProtocol(config=cfg, server_state=state, app_state={})
+
+    def feed(p, request, n):
+        p.data_received(request)
+    return make, feed
+
+
+PROTOCOLS = {"fasterapi": fasterapi_protocol, "uvicorn": uvicorn_protocol}
+
+
 def config(app):
     return types.SimpleNamespace(
         loaded_app=app, root_path="", access_log=False, server_header=True, date_header=True,
@@ -84,15 +123,16 @@ def config(app):
     )
 
 
-async def run(app, request: bytes, conns: int, rounds: int) -> float:
+async def run(server: str, app, request: bytes, conns: int, rounds: int) -> float:
     """CPU seconds per request over ``rounds`` rounds of one request per connection."""
     loop = asyncio.get_running_loop()
     counter = Counter()
-    state = types.SimpleNamespace(total_requests=0, connections=set(), tasks=set(), root_path="")
-    cfg = config(app)
+    state = types.SimpleNamespace(total_requests=0, connections=set(), tasks=set(), root_path="",
+                                  default_headers=[])
+    make, feed = PROTOCOLS[server](app, state)
     protos = []
     for _ in range(conns):
-        p = HttpProtocol(config=cfg, server_state=state)
+        p = make()
         p.connection_made(Transport(counter))
         protos.append(p)
     n = len(request)
@@ -101,9 +141,7 @@ async def run(app, request: bytes, conns: int, rounds: int) -> float:
         counter.left = conns
         counter.done = loop.create_future()
         for p in protos:
-            buf = p.get_buffer(-1)
-            buf[:n] = request
-            p.buffer_updated(n)
+            feed(p, request, n)
         await counter.done
     elapsed = time.process_time() - t0
     for p in protos:
@@ -114,20 +152,22 @@ async def run(app, request: bytes, conns: int, rounds: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--app", choices=sorted(REQUESTS), default="plaintext")
+    ap.add_argument("--server", choices=sorted(PROTOCOLS), default="fasterapi")
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
-    app = getattr(apps, args.app)
+    app = getattr(apps, APPS[args.app])
     samples = []
     for _ in range(args.repeats):
         loop = uvloop.new_event_loop()
         try:
-            samples.append(loop.run_until_complete(run(app, REQUESTS[args.app], args.conns, args.rounds)))
+            samples.append(loop.run_until_complete(run(args.server, app, REQUESTS[args.app], args.conns,
+                                                        args.rounds)))
         finally:
             loop.close()
     us = sorted(s * 1e6 for s in samples)
-    print(f"{args.app}: {statistics.median(us):.2f} µs/request "
+    print(f"{args.server} {args.app}: {statistics.median(us):.2f} µs/request "
           f"(min {us[0]:.2f}, max {us[-1]:.2f}, {args.repeats} x {args.rounds} rounds x {args.conns} conns)")
 
 
