@@ -57,8 +57,11 @@ BENCH = ROOT / "bench"
 WRK_DIR = BENCH / "wrk"
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MARK_BEGIN = "<!-- http:begin -->"
-MARK_END = "<!-- http:end -->"
+
+
+def markers(section: str) -> tuple[str, str]:
+    """The comment lines that delimit a run's section in RESULTS.md."""
+    return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 
 # fasterapi-log is fasterapi with its access log on (written to the server's
 # log file): the issue bounds the access log's cost, so it is measured in the
@@ -618,9 +621,13 @@ def render_section(args: argparse.Namespace, table: str, chart: Path | None,
     pin = ("not pinned" if args.server_cpu is None else
            f"server on CPU {args.server_cpu} (`taskset`), wrk -t1 on CPU {args.client_cpu}")
     kind = " (quick smoke test: not for comparison)" if args.quick else ""
+    begin, end = markers(args.section)
+    title = "## HTTP servers (`bench/http.py`)"
+    if args.section != "http":
+        title += f", section `{args.section}`"
     lines = [
-        MARK_BEGIN,
-        "## HTTP servers (`bench/http.py`)" + kind,
+        begin,
+        title + kind,
         "",
         f"- Date: {started:%Y-%m-%d %H:%M %Z}".rstrip() + f" (run took {elapsed / 60:.1f} min)",
         f"- Machine: {info['machine']}",
@@ -642,16 +649,17 @@ def render_section(args: argparse.Namespace, table: str, chart: Path | None,
     if chart is not None:
         rel = os.path.relpath(chart.resolve(), args.results.resolve().parent)
         lines += [f"![server CPU per request]({rel})", ""]
-    lines.append(MARK_END)
+    lines.append(end)
     return "\n".join(lines)
 
 
-def write_results(path: Path, section: str) -> None:
-    """Replace our marked section in `path`, leaving every other section as it was."""
+def write_results(path: Path, name: str, section: str) -> None:
+    """Replace section `name` in `path`, leaving every other section as it was."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    begin, end = text.find(MARK_BEGIN), text.find(MARK_END)
+    mark_begin, mark_end = markers(name)
+    begin, end = text.find(mark_begin), text.find(mark_end)
     if begin != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(MARK_END):]
+        text = text[:begin] + section + text[end + len(mark_end):]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     tmp = path.with_name(path.name + ".tmp")
@@ -729,7 +737,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--start-timeout", type=float, default=20.0)
     p.add_argument("--results", type=Path, default=BENCH / "RESULTS.md",
                    help="markdown file whose http section is rewritten")
-    p.add_argument("--chart", type=Path, default=BENCH / "http.png")
+    p.add_argument("--section", default="http",
+                   help="name of the RESULTS.md section to (re)write, e.g. http-py3.12 for a run "
+                        "under another Python; the chart defaults to bench/<section>.png")
+    p.add_argument("--chart", type=Path, default=None)
     p.add_argument("--log-chart", action="store_true", help="log-scale y axes in the chart")
     p.add_argument("--no-write", action="store_true",
                    help="print the table only; leave RESULTS.md and the chart alone")
@@ -819,13 +830,13 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print("\n" + warning.replace("**", ""))
     if not args.no_write and not interrupted:
-        chart = args.chart
+        chart = args.chart or BENCH / f"{args.section}.png"
         try:
             draw_chart(chart, cells, scenarios, servers, args.log_chart)
         except ImportError as exc:
             print(f"no chart: {exc}", file=sys.stderr)
             chart = None
-        write_results(args.results, render_section(args, table, chart, started, elapsed, load, warning))
+        write_results(args.results, args.section, render_section(args, table, chart, started, elapsed, load, warning))
         print(f"\nwrote {args.results}" + (f" and {chart}" if chart else ""), file=sys.stderr)
     failed = [k for k, c in cells.items() if c.failure]
     if failed:
