@@ -618,8 +618,12 @@ cdef class HttpCore:
         self.deadline_kind = DL_NONE
         self.server_state.connections.discard(self)
         self.ls.remove_conn(self)
-        self.ws_factory(self.config, self.server_state, self.loop, self.transport,
-                        head, self.parser.take_buffer())
+        # In a copy of the loop's base context: a pipelined upgrade gets here
+        # from inside the previous request's task, whose contextvars the
+        # WebSocket's task must not inherit.
+        self.ls.context.copy().run(
+            self.ws_factory, self.config, self.server_state, self.loop, self.transport,
+            head, self.parser.take_buffer())
         return 1
 
     cdef int _dispatch(self, RequestCycle cycle) except -1:

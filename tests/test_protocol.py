@@ -908,6 +908,30 @@ def test_each_request_runs_in_its_own_task_and_context(run, dispatch):
     run(body)
 
 
+def test_pipelined_upgrade_does_not_inherit_the_previous_requests_context(run):
+    # The WebSocket side is built (and starts its task) from inside the
+    # previous request's task when the upgrade was pipelined behind it.
+    var = contextvars.ContextVar("upgrade_var", default=None)
+    seen = []
+
+    async def app(scope, receive, send):
+        var.set("leaked")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def ws_factory(config, server_state, loop, transport, head, rest):
+        seen.append(var.get())
+        transport.close()
+
+    async def body():
+        c = Conn(app, ws_protocol_class=ws_factory)
+        c.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        await c.until(lambda: seen)
+        assert seen == [None]
+    run(body)
+
+
 def test_access_log_line(run, caplog):
     async def body():
         c = Conn(hello, access_log=True)
