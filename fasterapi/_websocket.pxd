@@ -21,6 +21,9 @@ cdef enum:
     # The parser's receive buffer is given back when it grew past this and
     # drained (one large message must not pin its memory to the connection).
     WS_MAX_RETAINED = 262144
+    # get_buffer() offers at least this much room to read into: libuv's own
+    # suggested read size, and the HTTP layer's read buffer.
+    WS_READ_MIN = 65536
 
 
 # Where the parser is.
@@ -102,10 +105,13 @@ cdef class FrameParser:
                                 # while the rest of the frame was due
         bint _early             # text, uncompressed: check it as it arrives
         object _error           # the WebSocketError that killed the parser
+        Py_ssize_t _exports     # live buffer views of _buf's free tail
+                                # (get_buffer): _buf must not move meanwhile
 
     cdef int _parse_header(self) except -1
     cdef int _early_text(self) except -1
     cdef object _frame(self)
+    cdef bytes _unmasked(self, unsigned char *p, Py_ssize_t n)
     cdef object _data_frame(self, unsigned char *p, Py_ssize_t n)
     cdef object _control_frame(self, unsigned char *p, Py_ssize_t n)
     cdef object _fail(self, int code, str reason)

@@ -788,3 +788,81 @@ def test_random_compressed_streams(messages, takeover, seed):
         expected.append(TextMessage(raw.decode()) if as_text else BytesMessage(raw))
     ext = PerMessageDeflate(client_no_context_takeover=not takeover)
     assert parse(data, "random", seed=seed, deflate=ext) == (expected, None)
+
+
+# -- reading into the parser (the BufferedProtocol path) --
+
+def read_into(p: FrameParser, data: bytes, step: int):
+    """Deliver `data` the way a transport does through get_buffer(): at most
+    `step` bytes (and never more than offered) per read."""
+    events = []
+    pos = 0
+    while pos < len(data):
+        view = p.get_buffer(-1)
+        n = min(step, len(view), len(data) - pos)
+        view[:n] = data[pos:pos + n]
+        p.buffer_updated(n)       # as uvloop does: while the view is held
+        view.release()
+        pos += n
+        while (ev := p.next_event()) is not None:
+            events.append(ev)
+    return events
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
+def test_get_buffer_reads_frames(step):
+    big = os.urandom(200_000)
+    data = (masked(2, big) + masked(1, "héllo".encode()) + masked(9, b"p")
+            + masked(2, b"x", fin=False) + masked(0, b"y") + masked(2, b""))
+    p = FrameParser()
+    assert read_into(p, data, step) == [BytesMessage(big), TextMessage("héllo"), Ping(b"p"),
+                                        BytesMessage(b"xy"), BytesMessage(b"")]
+    assert p.buffered == 0
+
+
+def test_get_buffer_room():
+    p = FrameParser()
+    assert len(p.get_buffer(-1)) >= 65536
+    # A frame announcing 200 000 bytes: room for its rest (and more) at once,
+    # bounded by 256 KiB whatever a header announces.
+    head = masked(2, b"\0" * 200_000)[:14]
+    read_into(p, head, 14)
+    assert 200_000 <= len(p.get_buffer(-1)) <= 262144 + 65536
+    p2 = FrameParser(max_size=None)
+    read_into(p2, b"\x82\xff" + (1 << 40).to_bytes(8, "big") + KEY, 14)
+    assert len(p2.get_buffer(-1)) <= 262144 + 65536
+
+
+def test_get_buffer_guards_the_view():
+    p = FrameParser()
+    view = p.get_buffer(-1)
+    with pytest.raises(BufferError):
+        p.feed(b"x")
+    with pytest.raises(BufferError):
+        p.get_buffer(-1)
+    with pytest.raises(ValueError):
+        p.buffer_updated(len(view) + 1)
+    view.release()
+    p.feed(masked(2, b"ok"))
+    assert p.next_event() == BytesMessage(b"ok")
+
+
+def test_get_buffer_after_close_discards():
+    p = FrameParser()
+    read_into(p, masked(8, b"\x03\xe8"), 1 << 20)
+    with memoryview(p.get_buffer(-1)) as view:     # a scratch area now
+        view[:5] = b"junk!"
+        p.buffer_updated(5)
+    assert p.buffered == 0 and p.next_event() is None
+
+
+@pytest.mark.parametrize("n", [0, 125, 126, 65535, 65536, 1 << 20])
+def test_binary_header(n):
+    data = os.urandom(n)
+    w = FrameWriter()
+    assert w.binary_header(n) + data == w.binary(data)
+    # Also valid with deflate negotiated: no RSV1, an uncompressed message.
+    assert FrameWriter(PerMessageDeflate()).binary_header(n) == w.binary_header(n)
+    p = FrameParser(client_mode=True, max_size=None, deflate=PerMessageDeflate())
+    p.feed(w.binary_header(n) + data)
+    assert p.next_event() == BytesMessage(data)
