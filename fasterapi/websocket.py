@@ -56,6 +56,15 @@ CLOSE_TIMEOUT = 10.0
 
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
+# PERF: from this size a binary message goes out as header + the app's own
+# bytes in one writelines() (writev), not copied into a joined frame.  uvloop,
+# per message on a socketpair (min of 7): 1 KiB 2.1 us joined vs 2.5 gathered,
+# 4 KiB 3.6 vs 3.5, 64 KiB 30.9 vs 29.6; break-even near 4 KiB.
+_GATHER_MIN = 16384
+# Where reads go while the frame parser takes none (before the 101, after a
+# failure): handshake bytes are kept from here, the rest dropped.
+_SCRATCH_SIZE = 4096
+
 class ClientDisconnected(OSError):
     """``send()`` on a WebSocket the client already closed (or that was lost)."""
 
@@ -89,8 +98,13 @@ def _check_header(name: bytes, value: bytes) -> None:
             raise RuntimeError(f"Invalid response header {name!r}: {value!r}")
 
 
-class WebSocketProtocol(asyncio.Protocol):
-    """One WebSocket connection running the app's ``websocket`` scope."""
+class WebSocketProtocol(asyncio.BufferedProtocol):
+    """One WebSocket connection running the app's ``websocket`` scope.
+
+    A BufferedProtocol: the transport reads straight into the frame parser's
+    receive buffer (``FrameParser.get_buffer``), so a payload is copied once
+    in user space, when it is unmasked into the message's bytes.
+    """
 
     def __init__(self, config: Any, server_state: Any, loop: asyncio.AbstractEventLoop,
                  transport: asyncio.Transport, head: Any) -> None:
@@ -121,6 +135,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.parser: FrameParser | None = None
         self.writer: FrameWriter | None = None
         self.pending = bytearray()       # bytes read before the 101 went out
+        self.scratch: bytearray | None = None  # get_buffer() when the parser takes none
+        self.read_into_parser = False    # what the last get_buffer() returned
         self.queue: deque[dict[str, Any]] = deque()
         self.recv_waiter: asyncio.Future[None] | None = None
         self.read_paused = False
@@ -392,7 +408,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 data = message.get("bytes")
                 if data is None:
                     raise RuntimeError("websocket.send needs 'text' or 'bytes'.")
-                self.transport.write(self.writer.binary(bytes(data)))
+                data = bytes(data)
+                if len(data) >= _GATHER_MIN:
+                    self.transport.writelines((self.writer.binary_header(len(data)), data))
+                else:
+                    self.transport.write(self.writer.binary(data))
         elif mtype == "websocket.close":
             self.app_closed = True
             code = message.get("code") or 1000
@@ -479,8 +499,29 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- input --
 
-    def data_received(self, data: bytes) -> None:
-        """Frames from the client (buffered until the handshake is answered)."""
+    def get_buffer(self, sizehint: int) -> Any:
+        """Where the transport reads to: the parser's buffer once open."""
+        if self.state == _HANDSHAKE or self.failed or self.state == _CLOSED:
+            self.read_into_parser = False
+            if self.scratch is None:
+                self.scratch = bytearray(_SCRATCH_SIZE)
+            return self.scratch
+        self.read_into_parser = True
+        return self.parser.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` arrived in what get_buffer() returned."""
+        if not self.read_into_parser:
+            self.data_received(memoryview(self.scratch)[:nbytes])
+            return
+        self.parser.buffer_updated(nbytes)
+        if not (self.failed or self.state == _CLOSED):
+            self._events()
+
+    def data_received(self, data: Any) -> None:
+        """Frames from the client (buffered until the handshake is answered).
+        The plain-Protocol path; transports that read into get_buffer() end
+        up here only before the 101 and after a failure."""
         if self.state == _HANDSHAKE:
             self.pending += data
             return
@@ -488,10 +529,15 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self._feed(data)
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: Any) -> None:
+        self.parser.feed(data)
+        self._events()
+
+    def _events(self) -> None:
+        # Hand the parser's events to the app until it has no more or
+        # reading must stop.
         parser = self.parser
         try:
-            parser.feed(data)
             while True:
                 event = parser.next_event()
                 if event is None:
