@@ -130,6 +130,22 @@ async def test_large_and_fragmented_with_and_without_compression(serve, server_d
         assert await ws.recv() == b"\x01\x02"
 
 
+def test_large_binary_is_compressed_when_deflate_is_negotiated(serve):
+    # Large binary messages take a gathered-write path; with deflate on they
+    # must still be compressed (RSV1 set, RFC 7692 §6).
+    server = serve("ws_apps:echo")
+    s, head, f = raw_upgrade(server.port, extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    assert b"permessage-deflate" in head.lower()
+    payload = b"a" * 100_000
+    s.sendall(masked(0x2, payload))
+    h = f.read(2)
+    assert h[0] & 0x40, "echo of a large binary message was not compressed"
+    n = h[1] & 0x7F
+    n = struct.unpack("!H", f.read(2))[0] if n == 126 else n
+    assert n < len(payload) // 10
+    s.close()
+
+
 async def test_client_ping_gets_pong(serve):
     server = serve("ws_apps:echo")
     async with connect(url(server)) as ws:
