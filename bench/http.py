@@ -424,6 +424,7 @@ class Sample:
     other: float | None  # CPU-0 time used by anything else / wall seconds
     rss_mib: float
     errors: dict[str, int]
+    repeat: int = -1  # which round of the interleaved run it came from
 
 
 def measure(args: argparse.Namespace, server: str, sc: Scenario, log_dir: Path) -> Sample:
@@ -483,6 +484,15 @@ class Cell:
         vals = [getattr(s, attr) for s in self.samples if getattr(s, attr) is not None]
         return (min(vals), max(vals)) if vals else None
 
+    def paired(self, other: Cell, attr: str) -> float | None:
+        """Median over repeats of self/other, each pair measured in the same
+        round (minutes apart at most): steadier than a ratio of medians when
+        the shared host's speed drifts between rounds."""
+        theirs = {s.repeat: getattr(s, attr) for s in other.samples}
+        ratios = [getattr(s, attr) / theirs[s.repeat] for s in self.samples
+                  if theirs.get(s.repeat) and getattr(s, attr) is not None]
+        return statistics.median(ratios) if ratios else None
+
     def errors(self) -> dict[str, int]:
         total: dict[str, int] = {}
         for s in self.samples:
@@ -514,8 +524,8 @@ def _ratio(a: float | None, b: float | None) -> str:
 def render_table(cells: dict[tuple[str, str], Cell], scenarios: list[str],
                  servers: list[str]) -> str:
     head = ["scenario", "server", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "srv CPU %", "other on CPU %",
-            "peak RSS MiB", "errors", "req/s ÷ uvicorn", "CPU ÷ uvicorn", "req/s ÷ floor",
-            "CPU ÷ floor"]
+            "peak RSS MiB", "errors", "req/s ÷ uvicorn", "CPU ÷ uvicorn",
+            "CPU ÷ uvicorn, paired", "req/s ÷ floor", "CPU ÷ floor"]
     rows = [head, ["---"] * len(head)]
     for scn in scenarios:
         base = {ref: cells.get((scn, ref)) for ref in ("uvicorn", "floor")}
@@ -546,6 +556,7 @@ def render_table(cells: dict[tuple[str, str], Cell], scenarios: list[str],
                 _fmt(other * 100 if other is not None else None, 0),
                 _fmt(cell.med("rss_mib"), 1), err_txt.replace("|", "/"),
                 _ratio(rps, ref("uvicorn", "rps")), _ratio(cpu, ref("uvicorn", "cpu_us")),
+                _fmt(cell.paired(base["uvicorn"], "cpu_us") if base["uvicorn"] else None, 2),
                 _ratio(rps, ref("floor", "rps")), _ratio(cpu, ref("floor", "cpu_us")),
             ])
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
@@ -809,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
                         cell.failure = str(exc)
                         print(cell.failure, file=sys.stderr)
                         continue
+                    s.repeat = rep
                     cell.samples.append(s)
                     errs = sum(s.errors.values())
                     print(f"{s.rps:>10,.0f} req/s  {s.cpu_us:7.1f} µs/req  "
