@@ -26,6 +26,7 @@ import types
 import uvloop
 
 from bench import apps
+from fasterapi.config import Config
 from fasterapi.protocol import HttpProtocol
 
 REQUESTS = {
@@ -52,20 +53,14 @@ class Transport:
     def writelines(self, items):
         self.counter.wrote()
 
-    def close(self):
-        pass
-
     def is_closing(self):
         return False
 
-    def pause_reading(self):
+    def _ignore(self, *args, **kwargs):
         pass
 
-    def resume_reading(self):
-        pass
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        pass
+    # Flow control and close never matter here: the driver never overfills.
+    close = pause_reading = resume_reading = set_write_buffer_limits = _ignore
 
 
 class Counter:
@@ -80,8 +75,11 @@ class Counter:
 
 
 def fasterapi_protocol(app, state):
-    """A factory of our protocol objects, and how to feed one."""
-    cfg = config(app)
+    """A factory of our protocol objects (configured as `fasterapi run` would
+    be for bench/http.py), and how to feed one."""
+    cfg = Config(app=app, access_log=False, proxy_headers=False, lifespan="off",
+                 log_level="warning")
+    cfg.load()
 
     def make():
         return HttpProtocol(config=cfg, server_state=state)
@@ -95,10 +93,10 @@ def fasterapi_protocol(app, state):
 
 def uvicorn_protocol(app, state):
     """uvicorn's httptools protocol (as bench/http.py runs it: no access log)."""
-    from uvicorn.config import Config
+    from uvicorn.config import Config as UvicornConfig
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    cfg = Config(app, http="httptools", loop="uvloop", access_log=False,
+    cfg = UvicornConfig(app, http="httptools", loop="uvloop", access_log=False,
                  proxy_headers=False, lifespan="off", log_level="warning")
     cfg.load()
 
@@ -111,16 +109,6 @@ def uvicorn_protocol(app, state):
 
 
 PROTOCOLS = {"fasterapi": fasterapi_protocol, "uvicorn": uvicorn_protocol}
-
-
-def config(app):
-    return types.SimpleNamespace(
-        loaded_app=app, root_path="", access_log=False, server_header=True, date_header=True,
-        encoded_headers=[], limit_concurrency=None, timeout_keep_alive=5,
-        timeout_request_header=10, timeout_request_body=30, max_request_line=8190,
-        max_header_bytes=65536, max_headers=100, max_chunk_ext=1024, max_body_size=0,
-        queue_size=1024, write_high_water=65536, read_buffer_limit=1048576,
-    )
 
 
 async def run(server: str, app, request: bytes, conns: int, rounds: int) -> float:
