@@ -64,11 +64,14 @@ cdef double _MAX_TICK = 1.0
 cdef double _FIRST_REQUEST_GRACE = 1.0
 cdef double _MIN_TICK = 0.01
 
-# Bench switch: start tasks straight from the protocol instead of the ring
-# (also FASTERAPI_DIRECT_DISPATCH=1 in the environment, for wrk runs).
+# Request tasks start eagerly on 3.12+ (RequestCycle._start);
+# FASTERAPI_EAGER_TASKS=0 turns that off for A/B runs.
 _Task = asyncio.Task
 cdef bint _EAGER_TASKS = sys.version_info >= (3, 12) and (
     os.environ.get("FASTERAPI_EAGER_TASKS", "1") != "0")
+
+# Bench switch: start tasks straight from the protocol instead of the ring
+# (also FASTERAPI_DIRECT_DISPATCH=1 in the environment, for wrk runs).
 cdef bint _direct_dispatch = os.environ.get("FASTERAPI_DIRECT_DISPATCH", "") == "1"
 
 

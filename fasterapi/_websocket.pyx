@@ -1210,12 +1210,18 @@ cdef class FrameWriter:
         finally:
             PyBuffer_Release(&view)
 
+    @property
+    def compresses(self):
+        """True when permessage-deflate was negotiated: text() and binary()
+        compress every message."""
+        return self._deflate is not None
+
     def binary_header(self, Py_ssize_t n) -> bytes:
         """The header alone of a final, uncompressed Binary frame carrying
         `n` bytes, for a caller that writes the payload right after it (one
-        gathered write, the payload not copied).  Valid with deflate
-        negotiated too: a message without RSV1 is simply not compressed
-        (RFC 7692 §6)."""
+        gathered write, the payload not copied).  Legal with deflate
+        negotiated (RFC 7692 §6: no RSV1, not compressed), but such a
+        connection expects its messages compressed: check ``compresses``."""
         if n < 0:
             raise ValueError("n must be >= 0")
         return _header(0x80 | OP_BINARY, n)

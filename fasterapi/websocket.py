@@ -134,7 +134,6 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.state = _HANDSHAKE
         self.parser: FrameParser | None = None
         self.writer: FrameWriter | None = None
-        self.gather = False
         self.pending = bytearray()       # bytes read before the 101 went out
         self.scratch: bytearray | None = None  # get_buffer() when the parser takes none
         self.read_into_parser = False    # what the last get_buffer() returned
@@ -238,9 +237,6 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             extra.append((name, value))
         self.parser = FrameParser(max_size=self.max_size, deflate=deflate)
         self.writer = FrameWriter(deflate=deflate)
-        # With permessage-deflate negotiated every message is compressed, so
-        # the uncompressed header + payload path is only for plain frames.
-        self.gather = deflate is None
         self.transport.write(self._head(101, extra))
         self._log(101)
         self.state = _OPEN
@@ -413,7 +409,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 if data is None:
                     raise RuntimeError("websocket.send needs 'text' or 'bytes'.")
                 data = bytes(data)
-                if len(data) >= _GATHER_MIN and self.gather:
+                # With permessage-deflate negotiated every message is
+                # compressed: the header + payload path is for plain frames.
+                if len(data) >= _GATHER_MIN and not self.writer.compresses:
                     self.transport.writelines((self.writer.binary_header(len(data)), data))
                 else:
                     self.transport.write(self.writer.binary(data))
