@@ -141,6 +141,7 @@ def test_large_binary_is_compressed_when_deflate_is_negotiated(serve):
     h = f.read(2)
     assert h[0] & 0x40, "echo of a large binary message was not compressed"
     n = h[1] & 0x7F
+    assert n != 127, "a 64-bit length: the echo was not compressed"
     n = struct.unpack("!H", f.read(2))[0] if n == 126 else n
     assert n < len(payload) // 10
     s.close()
