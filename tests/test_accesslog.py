@@ -359,20 +359,26 @@ def test_cli_default_pipelined_lines_in_order(serve):
     assert all(line.startswith("INFO:     127.0.0.1:") and line.endswith(" 200 OK") for line in lines)
 
 
-def test_cli_custom_log_config_gets_its_format(serve, tmp_path):
+def access_log_config(path, formatter: str, fmt: str, logger: str) -> str:
+    """Write a --log-config JSON file sending `logger` to stdout through
+    `formatter` with `fmt`; return its path."""
     config = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"access": {"()": "fasterapi.logging.AccessFormatter",
-                                  "fmt": "CUSTOM %(client_addr)s|%(request_line)s|%(status_code)s"}},
+        "formatters": {"access": {"()": formatter, "fmt": fmt}},
         "handlers": {"access": {"class": "logging.StreamHandler", "formatter": "access",
                                 "stream": "ext://sys.stdout"}},
-        "loggers": {"fasterapi.access": {"handlers": ["access"], "level": "INFO",
-                                         "propagate": False}},
+        "loggers": {logger: {"handlers": ["access"], "level": "INFO", "propagate": False}},
     }
-    path = tmp_path / "log.json"
     path.write_text(json.dumps(config))
-    server = serve("http_apps:hello", "--log-config", str(path))
+    return str(path)
+
+
+def test_cli_custom_log_config_gets_its_format(serve, tmp_path):
+    path = access_log_config(tmp_path / "log.json", "fasterapi.logging.AccessFormatter",
+                             "CUSTOM %(client_addr)s|%(request_line)s|%(status_code)s",
+                             "fasterapi.access")
+    server = serve("http_apps:hello", "--log-config", path)
     get(server, "/custom?a=1")
     out = server.wait_for_log("CUSTOM ")
     assert "|GET /custom?a=1 HTTP/1.1|200 OK" in out
@@ -381,19 +387,9 @@ def test_cli_custom_log_config_gets_its_format(serve, tmp_path):
 
 
 def test_cli_uvicorn_access_config_still_applies(serve, tmp_path):
-    config = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"access": {"()": "uvicorn.logging.AccessFormatter",
-                                  "fmt": "UVA %(request_line)s => %(status_code)s"}},
-        "handlers": {"access": {"class": "logging.StreamHandler", "formatter": "access",
-                                "stream": "ext://sys.stdout"}},
-        "loggers": {"uvicorn.access": {"handlers": ["access"], "level": "INFO",
-                                       "propagate": False}},
-    }
-    path = tmp_path / "uvicorn-log.json"
-    path.write_text(json.dumps(config))
-    server = serve("http_apps:hello", "--log-config", str(path))
+    path = access_log_config(tmp_path / "uvicorn-log.json", "uvicorn.logging.AccessFormatter",
+                             "UVA %(request_line)s => %(status_code)s", "uvicorn.access")
+    server = serve("http_apps:hello", "--log-config", path)
     get(server, "/uv")
     server.wait_for_log("UVA GET /uv HTTP/1.1 => 200 OK")
     assert server.stop() == 0
