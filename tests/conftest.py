@@ -37,33 +37,41 @@ async def _ok_app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture
-def default_logging():
-    """Our LOGGING_CONFIG applied; yields a function that points the access handler at a fresh StringIO.
+@pytest.fixture(autouse=True)
+def _restore_loggers():
+    """Every test leaves our loggers as it found them.
 
-    The function takes Config's keywords and returns the StringIO.  The
-    loggers are put back as they were afterwards: other test modules (caplog
-    users) depend on our loggers not being configured.
+    Config() applies a logging config in-process, and the tests that use
+    caplog need our loggers unconfigured (propagating, without handlers).
     """
-    from fasterapi.config import Config
-
     saved = {}
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         saved[name] = (list(logger.handlers), list(logger.filters), logger.level,
                        logger.propagate, logger.disabled)
+    yield
+    for name, (handlers, filters, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers, logger.filters = handlers, filters
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+@pytest.fixture
+def default_logging():
+    """Our LOGGING_CONFIG applied; yields a function that points the access handler at a fresh StringIO.
+
+    The function takes Config's keywords and returns the StringIO.  The
+    loggers are put back afterwards by _restore_loggers.
+    """
+    from fasterapi.config import Config
 
     def configure(**options):
         Config(_ok_app, **options)
         out = io.StringIO()
         logging.getLogger("fasterapi.access").handlers[0].setStream(out)
         return out
-    yield configure
-    for name, (handlers, filters, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers, logger.filters = handlers, filters
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
+    return configure
 
 
 def free_port() -> int:
