@@ -65,6 +65,8 @@ cdef class RequestHead:
     cdef readonly dict scope          # ASGI HTTP scope (a copy of scope_base plus request keys)
     cdef readonly str method          # case-sensitive token, e.g. "GET"
     cdef readonly str http_version    # "1.0" or "1.1"
+    cdef readonly bint http11         # http_version == "1.1"
+    cdef readonly bint is_head        # method == "HEAD"
     cdef readonly bint keep_alive     # RFC 9112 §9.3
     cdef readonly bint expect_continue  # "Expect: 100-continue" on HTTP/1.1
     cdef readonly bint chunked        # body framed by chunked coding
@@ -75,6 +77,7 @@ cdef class RequestHead:
 
 cdef class RequestParser:
     cdef dict scope_base
+    cdef dict scope_template
 
     # ---- receive buffer: [start, end) holds fed, unconsumed bytes ----
     cdef unsigned char *buf

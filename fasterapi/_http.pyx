@@ -167,9 +167,10 @@ cdef Py_ssize_t _LEN_LO[MAX_INTERNED_LEN + 1]
 cdef Py_ssize_t _LEN_HI[MAX_INTERNED_LEN + 1]
 
 cdef str _M_GET = "GET"
+cdef str _M_HEAD = "HEAD"
 cdef str _M_CONNECT = "CONNECT"
 cdef str _M_OPTIONS = "OPTIONS"
-cdef tuple _METHODS = (_M_GET, "HEAD", "POST", "PUT", "DELETE", _M_CONNECT, _M_OPTIONS,
+cdef tuple _METHODS = (_M_GET, _M_HEAD, "POST", "PUT", "DELETE", _M_CONNECT, _M_OPTIONS,
                        "TRACE", "PATCH")
 cdef tuple _METHODS_B = tuple(m.encode("ascii") for m in _METHODS)
 
@@ -478,6 +479,9 @@ cdef class RequestParser:
                 or max_chunk_ext < 0 or max_trailer_bytes < 2 or max_body_size < 0:
             raise ValueError("parser limits must be non-negative (and fit a minimal request)")
         self.scope_base = scope_base
+        # scope_base plus a placeholder for each key _build_head sets.
+        self.scope_template = dict(scope_base, method=None, http_version=None, path=None,
+                                   raw_path=None, query_string=None, headers=None)
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
@@ -1208,7 +1212,9 @@ cdef class RequestParser:
             return self._raise()
 
         version = _V11 if is11 else _V10
-        scope = self.scope_base.copy()
+        # PERF: the template already holds every key (see __init__), so the
+        # copy has room for them and these are overwrites, not resizes.
+        scope = self.scope_template.copy()
         scope["method"] = method
         scope["http_version"] = version
         scope["path"] = path
@@ -1220,6 +1226,8 @@ cdef class RequestParser:
         head.scope = scope
         head.method = method
         head.http_version = version
+        head.http11 = is11
+        head.is_head = method is _M_HEAD    # _method_str shares the object
         # RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive".
         head.keep_alive = (not conn_close) if is11 else (conn_keep_alive and not conn_close)
         # RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 is ignored.
