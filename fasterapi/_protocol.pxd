@@ -40,6 +40,7 @@ cdef class LoopState:
     cdef object create_task          # bound loop.create_task
     cdef object context              # contextvars.Context request tasks copy
     cdef bint eager                  # start request tasks eagerly (3.12+, no task factory)
+    cdef bint own_tasks              # no task factory: construct asyncio.Task directly
     cdef SPSCRing ring               # request cycles waiting for a task
     cdef bint ring_ready             # spsc_init succeeded (free on dealloc)
     cdef bint drain_scheduled        # a _drain callback is queued
@@ -98,8 +99,8 @@ cdef class HttpCore:
     cdef dict tls                    # the ASGI tls extension of this TLS connection, or None
     cdef object metrics              # fasterapi.metrics.Stats with --metrics-port, else None
     cdef str client_str              # "host:port" for the access log
+    cdef str task_name               # the name of this connection's request tasks
     cdef bytearray rbuf              # uvloop reads straight into this
-    cdef object rview                # memoryview(rbuf)
     cdef list out                    # response bytes not yet written
     cdef Py_ssize_t out_len
     cdef RequestCycle cycle          # the request being read/answered, or None
@@ -167,8 +168,8 @@ cdef class RequestCycle:
     cdef int on_end(self) except -1
     cdef int on_disconnect(self) except -1
     cdef dict _take_message(self)
-    cdef int _send_start(self, object message) except -1
-    cdef int _send_body(self, object message) except -1
+    cdef int _send_start(self, dict message) except -1
+    cdef int _send_body(self, dict message) except -1
     cdef int _begin(self) except -1
     cdef int _connection_header(self, ResponseBuilder b) except -1
     cdef int _stream_head(self, bytes body, Py_ssize_t n) except -1
