@@ -903,6 +903,8 @@ def test_each_request_runs_in_its_own_task_and_context(run, dispatch):
         assert [r[0] for r in await c.responses(3)] == [200, 200, 200]
         tasks = [t for t, _ in seen]
         assert None not in tasks and len(set(map(id, tasks))) == 3
+        # Named after the client, on every Python and both dispatch paths.
+        assert {t.get_name() for t in tasks} == {"request from 127.0.0.1:8123"}
         assert [v for _, v in seen] == [None, None, None]
         await c.until(lambda: not c.state.tasks)
     run(body)
