@@ -3,6 +3,7 @@
     python -m bench.request_path                  # plaintext app, 64 connections
     python -m bench.request_path --app echo --rounds 3000
     python -m bench.request_path --app fastapi --server uvicorn
+    python -m bench.request_path --instructions   # under valgrind: steady counts
 
 Drives ``fasterapi.protocol.HttpProtocol`` (or uvicorn's httptools protocol,
 ``--server uvicorn``) on a uvloop loop with in-memory transports, the way
@@ -13,13 +14,22 @@ left out on purpose: it is the same for every server (see the floor in
 bench/http.py), and without it the figure is steady to a few percent, so a
 change to the request path can be judged in seconds.  The wrk benchmark stays
 the measure that counts; this one only says which way a change moves it.
+
+``--instructions`` counts instructions instead of timing (valgrind's
+callgrind, Debian package ``valgrind``): the program runs twice, with N and
+2N rounds, and the difference divided by N rounds' requests leaves start-up
+and imports out.  The count does not move with the host's load, so changes
+of 1 % show; it is not time (a cache miss costs one instruction).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
+import subprocess
+import sys
 import time
 import types
 
@@ -137,26 +147,46 @@ async def run(server: str, app, request: bytes, conns: int, rounds: int) -> floa
     return elapsed / (conns * rounds)
 
 
+def instructions(server: str, app: str, conns: int, rounds: int) -> float:
+    """Instructions per request under callgrind (see the module docstring)."""
+    def total(r: int) -> int:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+               sys.executable, "-m", "bench.request_path", "--server", server, "--app", app,
+               "--conns", str(conns), "--rounds", str(r), "--repeats", "1"]
+        err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        return int(re.search(r"Collected : (\d+)", err).group(1))
+    return (total(2 * rounds) - total(rounds)) / (rounds * conns)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--app", choices=sorted(REQUESTS), default="plaintext")
     ap.add_argument("--server", choices=sorted(PROTOCOLS), default="fasterapi")
     ap.add_argument("--conns", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, help="2000; 200 with --instructions")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions per request under valgrind (--rounds defaults to 200)")
     args = ap.parse_args()
+    rounds = args.rounds or (200 if args.instructions else 2000)
+    if args.instructions:
+        n = instructions(args.server, args.app, args.conns, rounds)
+        print(f"{args.server} {args.app}: {n:,.0f} instructions/request "
+              f"(callgrind, {sys.version.split()[0]}, {rounds} vs {2 * rounds} rounds x {args.conns} conns)")
+        return
     app = getattr(apps, APPS[args.app])
     samples = []
     for _ in range(args.repeats):
         loop = uvloop.new_event_loop()
         try:
             samples.append(loop.run_until_complete(run(args.server, app, REQUESTS[args.app], args.conns,
-                                                        args.rounds)))
+                                                        rounds)))
         finally:
             loop.close()
     us = sorted(s * 1e6 for s in samples)
     print(f"{args.server} {args.app}: {statistics.median(us):.2f} µs/request "
-          f"(min {us[0]:.2f}, max {us[-1]:.2f}, {args.repeats} x {args.rounds} rounds x {args.conns} conns)")
+          f"(min {us[0]:.2f}, max {us[-1]:.2f}, {args.repeats} x {rounds} rounds "
+          f"x {args.conns} conns)")
 
 
 if __name__ == "__main__":
