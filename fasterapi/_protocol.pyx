@@ -59,6 +59,9 @@ cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"   # RFC 9110 §15.2.1
 cdef bytes _CRLF = b"\r\n"
 cdef Py_ssize_t _READ_SIZE = 65536       # bytes uvloop may read per callback
 cdef Py_ssize_t _GATHER_LIMIT = 65536    # pipelined response bytes held back at most
+# One-shot bodies from this size on are written beside the head, not copied
+# behind it (twice: into the builder, then into bytes).
+cdef Py_ssize_t _BODY_APART = 4096
 cdef double _MAX_TICK = 1.0
 # At shutdown, how long a connection that has not sent its first request
 # head yet may still send it (see HttpCore.shutdown).
@@ -1195,10 +1198,20 @@ cdef class RequestCycle:
                         error_logger.error("Response content shorter than Content-Length")
                         self.keep_alive = False
                 self._connection_header(b)
-                if n and not (self.no_body and not self.head_request):
-                    b.c_body(PyBytes_AS_STRING(body), n)
-                b.c_finalize(self.no_body)
-                conn._write(PyBytes_FromStringAndSize(b._buf + b._view_start, b._view_len))
+                if n < _BODY_APART or (self.no_body and not self.head_request):
+                    if n and not (self.no_body and not self.head_request):
+                        b.c_body(PyBytes_AS_STRING(body), n)
+                    b.c_finalize(self.no_body)
+                    conn._write(PyBytes_FromStringAndSize(b._buf + b._view_start, b._view_len))
+                else:
+                    # A large body goes out as its own buffer beside the head
+                    # (one writev), not copied into the builder and again
+                    # into the bytes handed to the transport.
+                    b.c_body_elsewhere(n)
+                    b.c_finalize(self.no_body)
+                    conn._write(PyBytes_FromStringAndSize(b._buf + b._view_start, b._view_len))
+                    if not self.no_body:
+                        conn._write(body)
                 self.sent_len = n
                 self.rstate = RS_COMPLETE
                 self._complete()

@@ -87,6 +87,8 @@ cdef class ResponseBuilder:
     cdef int c_raw_headers(self, const char *block, Py_ssize_t n) except -1
     cdef int c_body(self, const char *data, Py_ssize_t n) except -1
     cdef char *c_body_reserve(self, Py_ssize_t n) except NULL
+    cdef int c_body_elsewhere(self, Py_ssize_t n) except -1
+    cdef int _body_open(self, Py_ssize_t n) except -1
     cdef int c_chunk(self, const char *data, Py_ssize_t n) except -1
     cdef int c_end(self, object trailers) except -1
     # finalize()/flush() set the exported region; memoryview(self) is then

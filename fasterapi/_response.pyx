@@ -625,6 +625,20 @@ cdef class ResponseBuilder:
     cdef char *c_body_reserve(self, Py_ssize_t n) except NULL:
         """Room for n body bytes at the returned pointer (fixed-length mode);
         the caller writes k <= n bytes there and adds k to _len and _body_len."""
+        self._body_open(n)
+        return self._reserve(n)
+
+    cdef int c_body_elsewhere(self, Py_ssize_t n) except -1:
+        """Count n body bytes that the caller sends itself, straight after
+        the bytes built here (fixed-length mode): the automatic
+        content-length includes them, the buffer does not hold them."""
+        self._body_open(n)
+        self._body_len += n
+        return 0
+
+    cdef int _body_open(self, Py_ssize_t n) except -1:
+        # Body bytes may follow: check the state, and leave the gap for the
+        # automatic content-length before the first of them.
         self._check_writable()
         if self._state == RB_HEAD:
             if n > 0:
@@ -644,7 +658,7 @@ cdef class ResponseBuilder:
             raise ValueError("the response is chunked: use chunk(), not body()")
         else:
             raise ValueError("the response is complete; reset() starts a new one")
-        return self._reserve(n)
+        return 0
 
     cdef int c_body(self, const char *data, Py_ssize_t n) except -1:
         cdef char *p = self.c_body_reserve(n)

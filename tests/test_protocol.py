@@ -348,6 +348,35 @@ def test_head_keeps_content_length_without_body(run):
     run(body)
 
 
+@pytest.mark.parametrize("size", [4095, 4096, 100_000])
+def test_large_one_shot_bodies_go_out_beside_the_head(run, size):
+    # From 4 KiB a one-shot body is written as its own buffer next to the
+    # head: the automatic and the app's content-length, HEAD (head only) and
+    # pipelined responses must come out exactly as for small bodies.
+    payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+
+    async def app(scope, receive, send):
+        headers = [(b"content-length", str(size).encode())] if scope["path"] == "/cl" else []
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def body():
+        c = Conn(app)
+        c.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        responses = await c.responses(2)
+        for status, headers, data, _ in responses:
+            assert (status, headers["content-length"], data) == (200, str(size), payload)
+        c.feed(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await c.until(lambda: b"\r\n\r\n" in c.t.data)
+        await asyncio.sleep(0.01)
+        raw = c.t.take()
+        assert raw.endswith(b"\r\n\r\n") and f"content-length: {size}\r\n".encode() in raw
+        c.feed(GET)  # still in sync after the bodiless HEAD answer
+        [(_, _, data, _)] = await c.responses(1)
+        assert data == payload and not c.t.closed
+    run(body)
+
+
 def test_http10_streaming_is_close_delimited(run):
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
