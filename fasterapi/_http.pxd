@@ -76,8 +76,7 @@ cdef class RequestHead:
 
 
 cdef class RequestParser:
-    cdef dict scope_base
-    cdef dict scope_template
+    cdef dict scope_template    # scope_base with every request key: copied per request
 
     # ---- receive buffer: [start, end) holds fed, unconsumed bytes ----
     cdef unsigned char *buf
@@ -130,6 +129,7 @@ cdef class RequestParser:
     cdef const char *err_reason
 
     cdef void _reset_head(self) noexcept nogil
+    cdef int c_feed(self, const unsigned char *p, Py_ssize_t n) except -1
     cdef int _append(self, const unsigned char *p, Py_ssize_t n) except -1
     cdef int _fail(self, int status, const char *reason) noexcept nogil
     cdef int _scan_head(self) noexcept nogil

@@ -478,7 +478,6 @@ cdef class RequestParser:
         if max_request_line < 16 or max_header_bytes < 2 or max_headers < 0 \
                 or max_chunk_ext < 0 or max_trailer_bytes < 2 or max_body_size < 0:
             raise ValueError("parser limits must be non-negative (and fit a minimal request)")
-        self.scope_base = scope_base
         # scope_base plus a placeholder for each key _build_head sets.
         self.scope_template = dict(scope_base, method=None, http_version=None, path=None,
                                    raw_path=None, query_string=None, headers=None)
@@ -520,16 +519,22 @@ cdef class RequestParser:
         or TypeError for objects that are not contiguous buffers.
         """
         cdef Py_buffer view
-        if self.state == PS_DEAD:
-            self._raise()
         if PyBytes_CheckExact(data):
-            self._append(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            self.c_feed(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
             return
+        if self.state == PS_DEAD:
+            self._raise()       # the stored error, before exporting a buffer
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             self._append(<const unsigned char *>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
+
+    cdef int c_feed(self, const unsigned char *p, Py_ssize_t n) except -1:
+        """feed() for n bytes at p (the protocol's own read buffer)."""
+        if self.state == PS_DEAD:
+            self._raise()
+        return self._append(p, n)
 
     cdef int _append(self, const unsigned char *p, Py_ssize_t n) except -1:
         cdef Py_ssize_t need, newcap

@@ -444,11 +444,8 @@ cdef class HttpCore:
         if self.closing:
             return
         try:
-            # RequestParser.feed() for our own buffer, without slicing a
-            # memoryview and calling a Python method per read.
-            if parser.state == PS_DEAD:
-                parser._raise()
-            parser._append(<const unsigned char *>PyByteArray_AS_STRING(self.rbuf), nbytes)
+            # Not parser.feed(): no memoryview slice and Python call per read.
+            parser.c_feed(<const unsigned char *>PyByteArray_AS_STRING(self.rbuf), nbytes)
         except HttpParserError as exc:
             self._parser_error(exc)
             return
@@ -1175,6 +1172,7 @@ cdef class RequestCycle:
         cdef ResponseBuilder b = conn.builder
         cdef Py_ssize_t n
         cdef bint more
+        cdef bint counted, apart
         if self.rstate == RS_NONE:
             raise self._misuse("Expected ASGI message 'http.response.start', "
                                "but got 'http.response.body'.")
@@ -1198,20 +1196,20 @@ cdef class RequestCycle:
                         error_logger.error("Response content shorter than Content-Length")
                         self.keep_alive = False
                 self._connection_header(b)
-                if n < _BODY_APART or (self.no_body and not self.head_request):
-                    if n and not (self.no_body and not self.head_request):
-                        b.c_body(PyBytes_AS_STRING(body), n)
-                    b.c_finalize(self.no_body)
-                    conn._write(PyBytes_FromStringAndSize(b._buf + b._view_start, b._view_len))
-                else:
-                    # A large body goes out as its own buffer beside the head
-                    # (one writev), not copied into the builder and again
-                    # into the bytes handed to the transport.
+                # 1xx/204/304: whatever body the app gave is dropped.  HEAD
+                # keeps it for the automatic content-length, then sends none.
+                counted = n and not (self.no_body and not self.head_request)
+                # A large body goes out as its own buffer beside the head (one
+                # writev), not copied into the builder and again into bytes.
+                apart = counted and n >= _BODY_APART
+                if apart:
                     b.c_body_elsewhere(n)
-                    b.c_finalize(self.no_body)
-                    conn._write(PyBytes_FromStringAndSize(b._buf + b._view_start, b._view_len))
-                    if not self.no_body:
-                        conn._write(body)
+                elif counted:
+                    b.c_body(PyBytes_AS_STRING(body), n)
+                b.c_finalize(self.no_body)
+                conn._write(PyBytes_FromStringAndSize(b._buf + b._view_start, b._view_len))
+                if apart and not self.no_body:
+                    conn._write(body)
                 self.sent_len = n
                 self.rstate = RS_COMPLETE
                 self._complete()
