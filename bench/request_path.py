@@ -11,9 +11,11 @@ uvloop calls it (``get_buffer``/``buffer_updated`` for ours, ``data_received``
 for uvicorn's), one request per connection per round, and reports CPU µs per
 request.  Kernel TCP is
 left out on purpose: it is the same for every server (see the floor in
-bench/http.py), and without it the figure is steady to a few percent, so a
-change to the request path can be judged in seconds.  The wrk benchmark stays
-the measure that counts; this one only says which way a change moves it.
+bench/http.py), so a change to the request path can be judged in seconds.  On
+this shared host the timings still drift with the host's load (uvicorn's read
+13.8 and 25 µs an hour apart); use --instructions to compare builds.  The wrk
+benchmark stays the measure that counts; this one only says which way a
+change moves it.
 
 ``--instructions`` counts instructions instead of timing (valgrind's
 callgrind, Debian package ``valgrind``): the program runs twice, with N and
