@@ -43,6 +43,7 @@ from fasterapi._response import reason_phrase, status_line
 from fasterapi.tls import tls_extension as _tls_extension
 
 from fasterapi.accesslog import emit as _emit_access
+from fasterapi._task_registry import install as _install_task_registry
 
 __all__ = ["HttpCore", "RequestCycle", "LoopState", "loop_state", "set_direct_dispatch",
            "flush_access_log"]
@@ -169,6 +170,9 @@ cdef class LoopState:
         # factory, which create_task must keep calling.
         self.own_tasks = loop.get_task_factory() is None
         self.eager = _EAGER_TASKS and self.own_tasks
+        # 3.10/3.11: a request task's entry in asyncio's all-tasks set costs
+        # more than parsing its request; fasterapi._task_registry cuts that.
+        _install_task_registry()
         self.blocked = []
         self.check_after = []
         self.conns = set()
