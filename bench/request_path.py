@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -155,7 +156,10 @@ def instructions(server: str, app: str, conns: int, rounds: int) -> float:
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                sys.executable, "-m", "bench.request_path", "--server", server, "--app", app,
                "--conns", str(conns), "--rounds", str(r), "--repeats", "1"]
-        err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        # A fixed hash seed: with a random one, set and dict probing moves the
+        # count by up to 1 % from run to run.
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        err = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
         return int(re.search(r"Collected : (\d+)", err).group(1))
     return (total(2 * rounds) - total(rounds)) / (rounds * conns)
 
