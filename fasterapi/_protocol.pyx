@@ -949,7 +949,8 @@ cdef class RequestCycle:
                 return 0
         elif _direct_dispatch:
             # Started from _process, maybe inside the previous request's task.
-            task = ls.create_task(coro, name=conn.task_name, context=ls.context.copy())
+            # (create_task's context= is 3.11+; run it in the copy instead.)
+            task = ls.context.copy().run(ls.create_task, coro, name=conn.task_name)
         elif ls.own_tasks:
             # What loop.create_task does without a task factory, minus its
             # Python-level call and name handling.  _drain runs in ls.context,
