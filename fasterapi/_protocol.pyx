@@ -43,7 +43,7 @@ import weakref
 from email.utils import formatdate
 
 from fasterapi._http import END, HttpParserError
-from fasterapi._response import reason_phrase, status_line
+from fasterapi._response import WRITE_APART_MIN, reason_phrase, status_line
 from fasterapi.tls import tls_extension as _tls_extension
 
 from fasterapi.accesslog import emit as _emit_access
@@ -66,7 +66,7 @@ cdef Py_ssize_t _READ_SIZE = 65536       # bytes uvloop may read per callback
 cdef Py_ssize_t _GATHER_LIMIT = 65536    # pipelined response bytes held back at most
 # One-shot bodies from this size on are written beside the head, not copied
 # behind it (twice: into the builder, then into bytes).
-cdef Py_ssize_t _BODY_APART = 4096
+cdef Py_ssize_t _BODY_APART = WRITE_APART_MIN
 cdef double _MAX_TICK = 1.0
 # At shutdown, how long a connection that has not sent its first request
 # head yet may still send it (see HttpCore.shutdown).

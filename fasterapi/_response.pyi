@@ -8,6 +8,7 @@ from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
 _Field = bytes | str
 
 LAST_CHUNK: Final[bytes]
+WRITE_APART_MIN: Final[int]
 
 def reason_phrase(code: int) -> str: ...
 def status_line(code: int) -> bytes: ...

@@ -73,11 +73,18 @@ cdef extern from "Python.h":
     object PyNumber_ToBase(object n, int base)
 
 
-__all__ = ["LAST_CHUNK", "JsonBuilder", "ResponseBuilder", "format_chunk", "reason_phrase",
-           "status_line"]
+__all__ = ["LAST_CHUNK", "WRITE_APART_MIN", "JsonBuilder", "ResponseBuilder", "format_chunk",
+           "reason_phrase", "status_line"]
 
 LAST_CHUNK = b"0\r\n\r\n"
 """The last chunk with no trailer section (RFC 9112 §7.1): ends a chunked body."""
+
+# From this many bytes, a payload (an HTTP body sent in one message, a
+# WebSocket binary message) goes out as its own buffer beside the head built
+# here, in one writev, instead of being copied behind the head.  uvloop, per
+# message on a socketpair (min of 7): 1 KiB 2.1 us copied vs 2.5 beside,
+# 4 KiB 3.6 vs 3.5, 64 KiB 30.9 vs 29.6: break-even near 4 KiB.
+WRITE_APART_MIN = 4096
 
 
 # --- Status lines ---------------------------------------------------------

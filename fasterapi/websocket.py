@@ -31,7 +31,7 @@ from collections import deque
 from email.utils import formatdate
 from typing import Any
 
-from fasterapi._response import reason_phrase
+from fasterapi._response import WRITE_APART_MIN, reason_phrase
 from fasterapi._websocket import (
     BytesMessage,
     Close,
@@ -56,11 +56,6 @@ CLOSE_TIMEOUT = 10.0
 
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
-# PERF: from this size a binary message goes out as header + the app's own
-# bytes in one writelines() (writev), not copied into a joined frame.  uvloop,
-# per message on a socketpair (min of 7): 1 KiB 2.1 us joined vs 2.5 gathered,
-# 4 KiB 3.6 vs 3.5, 64 KiB 30.9 vs 29.6; break-even near 4 KiB.
-_GATHER_MIN = 16384
 # Where reads go while the frame parser takes none (before the 101, after a
 # failure): handshake bytes are kept from here, the rest dropped.
 _SCRATCH_SIZE = 4096
@@ -411,7 +406,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 data = bytes(data)
                 # With permessage-deflate negotiated every message is
                 # compressed: the header + payload path is for plain frames.
-                if len(data) >= _GATHER_MIN and not self.writer.compresses:
+                if len(data) >= WRITE_APART_MIN and not self.writer.compresses:
                     self.transport.writelines((self.writer.binary_header(len(data)), data))
                 else:
                     self.transport.write(self.writer.binary(data))
